@@ -1,0 +1,1 @@
+"""The avatar generators (CPU engine, diffusion engine) and their streaming runtime."""

@@ -1,0 +1,1 @@
+"""Dialogue: persona prompt, turn and state logic, interruption."""

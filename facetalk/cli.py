@@ -1,0 +1,119 @@
+"""The ``facetalk`` command line.
+
+Each area adds its own sub-command group here; the work itself lives in the
+library modules, so every command is a thin wrapper a newcomer can read at a
+glance. User-facing failures are :class:`FaceTalkError`s, printed without a
+traceback and with a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+
+from .config import load_config
+from .errors import FaceTalkError
+
+app = typer.Typer(
+    name="facetalk",
+    help="FaceTalk: talk to a face in a LiveKit room.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Check persona and pipeline files.", no_args_is_help=True)
+server_app = typer.Typer(help="Run a local LiveKit server.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(server_app, name="server")
+
+console = Console()
+err_console = Console(stderr=True)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Turn a :class:`FaceTalkError` into a readable message and exit code 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except FaceTalkError as e:
+            err_console.print("[bold red]error:[/]", end=" ")
+            err_console.print(str(e), highlight=False, markup=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+@config_app.command("check")
+@reports_errors
+def config_check(
+    files: Annotated[list[Path], typer.Argument(help="Persona or pipeline YAML files.")],
+) -> None:
+    """Validate config files; exit non-zero if any is invalid."""
+    failed = 0
+    for path in files:
+        try:
+            config = load_config(path)
+        except FaceTalkError as e:
+            failed += 1
+            err_console.print("[red]✗[/]", end=" ")
+            err_console.print(str(e), highlight=False, markup=False, soft_wrap=True)
+            continue
+        console.print(f"[green]✓[/] {path}: valid {config.kind} config", highlight=False)
+    if failed:
+        raise typer.Exit(1)
+
+
+@server_app.command("run")
+@reports_errors
+def server_run(
+    port: Annotated[int, typer.Option(help="Signalling port (ws://127.0.0.1:PORT).")] = 7880,
+) -> None:
+    """Run livekit-server --dev on loopback until Ctrl-C."""
+    from .livekit_server import LocalLiveKitServer, free_port
+
+    with LocalLiveKitServer(port=port, rtc_tcp_port=free_port()) as server:
+        console.print(f"LiveKit server on [bold]{server.url}[/] (keys devkey/secret). Ctrl-C stops it.")
+        try:
+            while True:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+
+
+@server_app.command("build")
+@reports_errors
+def server_build() -> None:
+    """Build the pinned livekit-server into ./bin with 'go install'."""
+    from .livekit_server import LIVEKIT_SERVER_VERSION, build_server
+
+    with console.status(f"building livekit-server {LIVEKIT_SERVER_VERSION} (a few minutes)…"):
+        path = build_server()
+    console.print(f"built {path}")
+
+
+@server_app.command("token")
+@reports_errors
+def server_token(
+    room: Annotated[str, typer.Option(help="Room the token may join.")] = "facetalk",
+    identity: Annotated[str, typer.Option(help="Participant identity.")] = "user",
+) -> None:
+    """Print a join token for one room and identity (keys from the environment)."""
+    from .config import LiveKitConfig
+    from .livekit_server import make_token
+
+    lk = LiveKitConfig()
+    console.print(make_token(identity, room, api_key=lk.api_key, api_secret=lk.api_secret.get_secret_value()))
+
+
+def main() -> None:
+    app()

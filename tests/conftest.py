@@ -1,0 +1,21 @@
+"""Shared fixtures. The LiveKit server here is the real binary, on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from facetalk.livekit_server import LocalLiveKitServer
+
+REPO = Path(__file__).resolve().parent.parent
+CONFIGS = REPO / "configs"
+
+
+@pytest.fixture(scope="session")
+def livekit_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalLiveKitServer]:
+    """A ``livekit-server --dev`` on free loopback ports, stopped after the session."""
+    log = tmp_path_factory.mktemp("livekit") / "server.log"
+    with LocalLiveKitServer(log_path=log) as server:
+        yield server
