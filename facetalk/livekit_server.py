@@ -19,10 +19,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from datetime import timedelta
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -31,6 +28,7 @@ from livekit import api
 
 from .config import DEV_API_KEY, DEV_API_SECRET
 from .errors import FaceTalkError
+from .process import ServiceProcess
 
 __all__ = [
     "LIVEKIT_SERVER_VERSION",
@@ -154,7 +152,7 @@ class LocalLiveKitServer:
     )
     api_key: str = DEV_API_KEY
     api_secret: str = DEV_API_SECRET
-    _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+    _service: ServiceProcess | None = field(default=None, init=False, repr=False)
 
     @property
     def url(self) -> str:
@@ -177,46 +175,26 @@ class LocalLiveKitServer:
 
     def start(self, timeout_s: float = 20.0) -> LocalLiveKitServer:
         """Start the server and wait until it answers, or raise with its log."""
-        args = [
-            str(self.binary),
-            "--dev",
-            "--bind", "127.0.0.1",
-            "--node-ip", "127.0.0.1",
-            "--config-body", self._config_body(),
-        ]  # fmt: skip
-        log = self.log_path.open("wb")
-        self._process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                break
-            try:
-                with urllib.request.urlopen(self.http_url, timeout=1) as response:
-                    if response.status == 200:
-                        return self
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                time.sleep(0.1)
-        tail = self.log_path.read_text(errors="replace")[-2000:]
-        self.stop()
-        raise FaceTalkError(
-            f"livekit-server did not start on port {self.port}:\n{tail}",
-            hint="check that the ports are free and the binary runs: "
-            f"{self.binary} --version",
+        self._service = ServiceProcess(
+            name=f"livekit-server on port {self.port}",
+            args=[
+                str(self.binary),
+                "--dev",
+                "--bind", "127.0.0.1",
+                "--node-ip", "127.0.0.1",
+                "--config-body", self._config_body(),
+            ],  # fmt: skip
+            ready_url=self.http_url,
+            log_path=self.log_path,
+            hint=f"check that the ports are free and that '{self.binary} --version' runs",
         )
+        self._service.start(timeout_s)
+        return self
 
     def stop(self) -> None:
-        """Stop the server (SIGTERM, then SIGKILL after 5 s). Safe to call twice."""
-        if self._process is None:
-            return
-        if self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-        self._process = None
+        """Stop the server. Safe to call twice."""
+        if self._service is not None:
+            self._service.stop()
 
     def token(self, identity: str, room: str, *, ttl_s: float = 600) -> str:
         """A token for this server, scoped to ``room`` and ``identity``."""
