@@ -1,0 +1,110 @@
+"""Audio input of the avatar: one fixed format, and per-frame features.
+
+Whatever the TTS produces (any sample rate, any channel count) is downmixed
+and resampled to :data:`SAMPLE_RATE` mono int16, the format the generator
+yields back. Motion synthesis reads one :class:`AudioFeatures` per video frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from livekit import rtc
+
+__all__ = ["CHANNELS", "SAMPLE_RATE", "AudioFeatures", "FeatureExtractor", "MonoResampler"]
+
+SAMPLE_RATE = 24000
+"""Sample rate (Hz) of every audio frame the avatar generators yield."""
+CHANNELS = 1
+"""Channel count of every audio frame the avatar generators yield."""
+
+
+@dataclass
+class AudioFeatures:
+    """What motion synthesis hears in one video frame of audio.
+
+    Attributes:
+        energy: loudness mapped to 0 (silence) .. 1 (the loudest recent speech).
+        brightness: spectral centroid mapped to 0 (dark vowels like "oo") .. 1 ("ee", "s").
+        noisiness: zero-crossing rate, 0 .. 1; high for fricatives.
+    """
+
+    energy: float
+    brightness: float
+    noisiness: float
+
+
+class MonoResampler:
+    """Turns audio frames of any rate and layout into int16 mono at ``SAMPLE_RATE``.
+
+    Stateful (it keeps the resampler's filter history between frames); call
+    :meth:`flush` at the end of a segment and :meth:`reset` after an interruption.
+    """
+
+    def __init__(self, sample_rate: int = SAMPLE_RATE) -> None:
+        self._rate = sample_rate
+        self._resampler: rtc.AudioResampler | None = None
+        self._input_rate = 0
+
+    def push(self, frame: rtc.AudioFrame) -> np.ndarray:
+        """Convert one frame; returns the int16 samples available so far (maybe none)."""
+        data = np.frombuffer(frame.data, np.int16).reshape(-1, frame.num_channels)
+        mono = data[:, 0] if frame.num_channels == 1 else data.mean(axis=1).astype(np.int16)
+        if frame.sample_rate == self._rate:
+            return mono.copy()
+        if self._resampler is None or frame.sample_rate != self._input_rate:
+            self._resampler = rtc.AudioResampler(frame.sample_rate, self._rate, num_channels=1,
+                                                 quality=rtc.AudioResamplerQuality.MEDIUM)
+            self._input_rate = frame.sample_rate
+        out = self._resampler.push(bytearray(mono.tobytes()))
+        return _concat(out)
+
+    def flush(self) -> np.ndarray:
+        """The samples still inside the resampler's filter, at the end of a segment."""
+        if self._resampler is None:
+            return np.zeros(0, np.int16)
+        out = _concat(self._resampler.flush())
+        self._resampler = None
+        return out
+
+    def reset(self) -> None:
+        """Forget buffered input (after an interruption)."""
+        self._resampler = None
+
+
+def _concat(frames: list[rtc.AudioFrame]) -> np.ndarray:
+    if not frames:
+        return np.zeros(0, np.int16)
+    return np.concatenate([np.frombuffer(f.data, np.int16) for f in frames])
+
+
+class FeatureExtractor:
+    """Per-frame loudness and spectral shape, with an adaptive loudness scale.
+
+    The loudness scale follows the recent peak level so that quiet and loud
+    voices open the mouth alike; it decays slowly (``peak_decay_db`` per frame).
+    """
+
+    def __init__(self, *, floor_db: float = -55.0, range_db: float = 28.0, peak_decay_db: float = 0.05) -> None:
+        self._floor_db = floor_db
+        self._range_db = range_db
+        self._decay = peak_decay_db
+        self._peak_db = -22.0
+
+    def __call__(self, samples: np.ndarray) -> AudioFeatures:
+        """Features of one video frame's worth of int16 mono samples."""
+        x = samples.astype(np.float32) / 32768.0
+        if x.size == 0:
+            return AudioFeatures(0.0, 0.5, 0.0)
+        rms = float(np.sqrt(np.mean(x * x)) + 1e-9)
+        db = 20.0 * np.log10(rms)
+        self._peak_db = max(db, self._peak_db - self._decay, -30.0)
+        low = max(self._floor_db, self._peak_db - self._range_db)
+        energy = float(np.clip((db - low) / (self._peak_db - low), 0.0, 1.0))
+        spectrum = np.abs(np.fft.rfft(x * np.hanning(x.size)))
+        freqs = np.fft.rfftfreq(x.size, 1.0 / SAMPLE_RATE)
+        centroid = float((spectrum * freqs).sum() / (spectrum.sum() + 1e-9))
+        brightness = float(np.clip((centroid - 500.0) / 2500.0, 0.0, 1.0))
+        noisiness = float(np.clip(np.mean(np.abs(np.diff(np.signbit(x).astype(np.int8)))) * 4.0, 0.0, 1.0))
+        return AudioFeatures(energy, brightness, noisiness)
