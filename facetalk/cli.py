@@ -115,5 +115,42 @@ def server_token(
     console.print(make_token(identity, room, api_key=lk.api_key, api_secret=lk.api_secret.get_secret_value()))
 
 
+DEFAULT_PERSONA = Path("configs/persona.yaml")
+DEFAULT_PIPELINE = Path("configs/pipeline.yaml")
+PersonaOption = Annotated[Path, typer.Option(help="Persona YAML.", envvar="FACETALK_PERSONA")]
+PipelineOption = Annotated[Path, typer.Option(help="Pipeline YAML.", envvar="FACETALK_PIPELINE")]
+
+
+@app.command(
+    "agent",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+@reports_errors
+def agent(
+    ctx: typer.Context,
+    persona: PersonaOption = DEFAULT_PERSONA,
+    pipeline: PipelineOption = DEFAULT_PIPELINE,
+) -> None:
+    """Run the worker: 'facetalk agent dev|start|connect ...' (livekit-agents' CLI)."""
+    from .agent.launcher import run_worker_cli
+
+    run_worker_cli(persona, pipeline, ctx.args or ["--help"])
+
+
+@app.command("demo")
+@reports_errors
+def demo(
+    persona: PersonaOption = DEFAULT_PERSONA,
+    pipeline: PipelineOption = DEFAULT_PIPELINE,
+    port: Annotated[int, typer.Option(help="LiveKit signalling port.")] = 7880,
+) -> None:
+    """Start a local LiveKit server and the agent, and print how to join."""
+    from .demo import run_demo
+
+    load_config(persona)
+    load_config(pipeline)
+    run_demo(persona, pipeline, port=port, console=console)
+
+
 def main() -> None:
     app()

@@ -48,6 +48,7 @@ __all__ = [
     "TTSConfig",
     "TurnConfig",
     "VADConfig",
+    "WorkerConfig",
     "load_config",
     "load_persona",
     "load_pipeline",
@@ -240,6 +241,19 @@ class TurnConfig(_Strict):
     idle_after_s: float = Field(default=8.0, gt=0.0)
 
 
+class WorkerConfig(_Strict):
+    """How one worker shares its machine between rooms (livekit-agents' options)."""
+
+    load_threshold: float = Field(
+        default=0.95,
+        gt=0.0,
+        le=1.0,
+        description="CPU load above which the worker takes no new rooms. "
+        "High by default: rendering keeps a small machine busy by design.",
+    )
+    num_idle_processes: int = Field(default=1, ge=0, description="Pre-warmed job processes.")
+
+
 class PipelineConfig(_Strict):
     """Which providers the agent combines, with their options."""
 
@@ -250,6 +264,7 @@ class PipelineConfig(_Strict):
     tts: TTSConfig = TTSConfig()
     avatar: AvatarConfig = AvatarConfig()
     turn: TurnConfig = TurnConfig()
+    worker: WorkerConfig = WorkerConfig()
     livekit: LiveKitConfig = Field(default_factory=LiveKitConfig, exclude=True)
 
 
