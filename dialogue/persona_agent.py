@@ -1,0 +1,55 @@
+"""The persona as a livekit-agents ``Agent``: its prompt, greeting and manners.
+
+One thing is added to the default behaviour: when the LLM fails (endpoint
+down, too slow, returning errors) the agent still answers, with a short
+sentence saying it cannot answer now. The conversation stays alive and the
+user is not left in silence; the error is logged for the operator. Speaking
+also resets livekit-agents' count of consecutive LLM errors, so a long outage
+never makes the session close itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator, AsyncIterable
+
+from livekit.agents import Agent, APIError, FlushSentinel, ModelSettings, llm
+
+from ..config import PersonaConfig
+
+__all__ = ["LLM_UNAVAILABLE_REPLY", "PersonaAgent"]
+
+logger = logging.getLogger(__name__)
+
+LLM_UNAVAILABLE_REPLY = "Sorry, I can't answer right now. Please try again in a moment."
+
+
+class PersonaAgent(Agent):
+    """Speaks as the persona and greets the user on arrival."""
+
+    def __init__(self, persona: PersonaConfig) -> None:
+        super().__init__(instructions=persona.system_prompt)
+        self._greeting = persona.greeting
+
+    async def on_enter(self) -> None:
+        if self._greeting:
+            self.session.say(self._greeting)
+
+    async def llm_node(
+        self,
+        chat_ctx: llm.ChatContext,
+        tools: list[llm.Tool],
+        model_settings: ModelSettings,
+    ) -> AsyncGenerator[llm.ChatChunk | str | FlushSentinel, None]:
+        stream: AsyncIterable[llm.ChatChunk | str | FlushSentinel] = Agent.default.llm_node(
+            self, chat_ctx, tools, model_settings
+        )
+        answered = False
+        try:
+            async for chunk in stream:
+                answered = True
+                yield chunk
+        except APIError as e:
+            logger.warning("LLM failed, apologising instead: %s", e)
+            if not answered:
+                yield LLM_UNAVAILABLE_REPLY
