@@ -1,1 +1,54 @@
-"""The avatar generators (CPU engine, diffusion engine) and their streaming runtime."""
+"""The avatar generators (CPU engine, diffusion engine) and their streaming runtime.
+
+``create_video_generator`` is the one entry point the agent needs::
+
+    gen = create_video_generator(persona, pipeline.avatar)
+    runner = AvatarRunner(room, audio_recv=..., video_gen=gen, options=gen.avatar_options())
+
+The generator yields RGB24 video at ``avatar.resolution`` square and
+``avatar.fps``, and int16 mono audio at :data:`SAMPLE_RATE` (24 kHz), whatever
+the input audio's rate and channels.
+"""
+
+from __future__ import annotations
+
+from ..config import AvatarConfig, PersonaConfig
+from ..errors import FaceTalkError
+from .audio import CHANNELS, SAMPLE_RATE
+from .engine import Clip, CpuEngine, FrameEngine
+from .labels import Label
+from .motion import MotionParams
+from .persona import PersonaPack, PortraitError, prepare_persona
+from .runtime import AvatarVideoGenerator, FrameInfo
+
+__all__ = [
+    "CHANNELS",
+    "SAMPLE_RATE",
+    "AvatarVideoGenerator",
+    "Clip",
+    "CpuEngine",
+    "FrameEngine",
+    "FrameInfo",
+    "Label",
+    "MotionParams",
+    "PersonaPack",
+    "PortraitError",
+    "create_video_generator",
+    "prepare_persona",
+]
+
+
+def create_video_generator(persona: PersonaConfig, avatar: AvatarConfig, *, seed: int = 0) -> AvatarVideoGenerator:
+    """A ready generator for ``persona``, preparing (or loading the cached) persona pack.
+
+    Blocking (pack preparation can take a few hundred ms the first time): call
+    it at worker prewarm or in a thread.
+    """
+    if avatar.engine != "cpu":
+        raise FaceTalkError(
+            f"avatar engine {avatar.engine!r} is not built yet",
+            hint="set 'avatar: {engine: cpu}' in the pipeline file",
+        )
+    pack = prepare_persona(persona.portrait, resolution=avatar.resolution)
+    engine = CpuEngine(pack, fps=avatar.fps, seed=seed, expression=persona.expression)
+    return AvatarVideoGenerator(engine, fps=avatar.fps, expression=persona.expression)
