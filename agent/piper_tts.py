@@ -23,7 +23,12 @@ from pathlib import Path
 from typing import ClassVar
 
 from livekit.agents import APIError, tokenize, tts, utils
-from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, APIConnectOptions, NotGivenOr
+from livekit.agents.types import (
+    DEFAULT_API_CONNECT_OPTIONS,
+    NOT_GIVEN,
+    APIConnectOptions,
+    NotGivenOr,
+)
 from livekit.agents.utils import is_given
 
 from facetalk.errors import FaceTalkError
@@ -172,6 +177,9 @@ class PiperTTS(tts.TTS):
         """Change the speaking rate of syntheses started from now on."""
         if is_given(speed):
             self._opts.speed = _checked_speed(speed)
+
+    async def aclose(self) -> None:
+        await self._sentences.aclose()
 
     def synthesize(
         self, text: str, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS

@@ -61,7 +61,9 @@ def _check(opts: _VADOptions) -> _VADOptions:
         if getattr(opts, name) <= 0:
             raise ValueError(f"{name} must be > 0 seconds, got {getattr(opts, name)}")
     if opts.prefix_padding_duration < 0:
-        raise ValueError(f"prefix_padding_duration must be >= 0, got {opts.prefix_padding_duration}")
+        raise ValueError(
+            f"prefix_padding_duration must be >= 0 seconds, got {opts.prefix_padding_duration}"
+        )
     return opts
 
 
@@ -244,7 +246,9 @@ class _Segmenter:
                 num_channels=1,
                 samples_per_channel=mono.size,
             )
-            resampled = [np.frombuffer(f.data, dtype=np.int16) for f in self._resampler.push(mono_frame)]
+            resampled = [
+                np.frombuffer(f.data, dtype=np.int16) for f in self._resampler.push(mono_frame)
+            ]
         self._pending_speech = np.concatenate([self._pending_speech, *resampled])
 
         events: list[vad.VADEvent] = []

@@ -26,7 +26,12 @@ from typing import ClassVar
 import numpy as np
 from livekit import rtc
 from livekit.agents import APIError, stt, utils, vad
-from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, APIConnectOptions, NotGivenOr
+from livekit.agents.types import (
+    DEFAULT_API_CONNECT_OPTIONS,
+    NOT_GIVEN,
+    APIConnectOptions,
+    NotGivenOr,
+)
 from livekit.agents.utils import AudioBuffer, is_given
 
 from facetalk.config import STTConfig

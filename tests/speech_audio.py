@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import numpy as np
+import pytest
 from livekit import rtc
 
 from facetalk.agent.piper_tts import PiperTTS
+
+
+@pytest.fixture(autouse=True)
+async def no_leaked_tasks() -> AsyncIterator[None]:
+    """Fails a test that leaves asyncio tasks running (an unclosed stream, say)."""
+    yield
+    await asyncio.sleep(0)  # let cancelled tasks finish unwinding
+    leaked = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    assert not leaked, f"leaked tasks: {leaked}"
 
 
 async def speak(tts: PiperTTS, text: str) -> rtc.AudioFrame:
@@ -23,15 +33,16 @@ def samples(frame: rtc.AudioFrame) -> np.ndarray:
 
 
 def to_frame(pcm: np.ndarray, sample_rate: int, num_channels: int = 1) -> rtc.AudioFrame:
-    return rtc.AudioFrame(pcm.astype(np.int16).tobytes(), sample_rate, num_channels, pcm.size // num_channels)
+    data = pcm.astype(np.int16).tobytes()
+    return rtc.AudioFrame(data, sample_rate, num_channels, pcm.size // num_channels)
 
 
 def padded(frame: rtc.AudioFrame, before_s: float, after_s: float) -> np.ndarray:
     """The frame's samples with digital silence around them."""
     rate = frame.sample_rate
-    return np.concatenate(
-        [np.zeros(int(before_s * rate), np.int16), samples(frame), np.zeros(int(after_s * rate), np.int16)]
-    )
+    before = np.zeros(int(before_s * rate), np.int16)
+    after = np.zeros(int(after_s * rate), np.int16)
+    return np.concatenate([before, samples(frame), after])
 
 
 def voiced_span(pcm: np.ndarray, sample_rate: int) -> tuple[float, float]:
@@ -40,7 +51,9 @@ def voiced_span(pcm: np.ndarray, sample_rate: int) -> tuple[float, float]:
     return loud[0] / sample_rate, loud[-1] / sample_rate
 
 
-def chunks(pcm: np.ndarray, sample_rate: int, ms: int = 20, num_channels: int = 1) -> Iterator[rtc.AudioFrame]:
+def chunks(
+    pcm: np.ndarray, sample_rate: int, ms: int = 20, num_channels: int = 1
+) -> Iterator[rtc.AudioFrame]:
     """Frames of ``ms`` milliseconds, the way a room delivers audio."""
     step = sample_rate * ms // 1000 * num_channels
     for i in range(0, pcm.size, step):

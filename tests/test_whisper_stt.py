@@ -16,6 +16,7 @@ from facetalk.agent.whisper_stt import FasterWhisperSTT
 from facetalk.config import STTConfig
 from facetalk.errors import FaceTalkError
 
+from .speech_audio import no_leaked_tasks  # noqa: F401  (autouse fixture)
 from .speech_audio import padded, push_realtime, speak, to_frame, word_error_rate
 
 QUESTION = "What is your name?"
@@ -64,8 +65,10 @@ async def test_recognize_accepts_48khz_stereo(tts: PiperTTS, stt: FasterWhisperS
     assert word_error_rate(QUESTION, event.alternatives[0].text) <= 0.2
 
 
-async def test_stream_gives_interims_then_a_final_at_end_of_speech(tts: PiperTTS, stt: FasterWhisperSTT) -> None:
-    """Speech pushed in real time yields START, at least one interim, END, then a final with WER ≤ 0.2."""
+async def test_stream_gives_interims_then_a_final_at_end_of_speech(
+    tts: PiperTTS, stt: FasterWhisperSTT
+) -> None:
+    """Speech pushed in real time gives START, interims, END, then a final with WER ≤ 0.2."""
     speech = await speak(tts, LONGER)
     pcm = padded(speech, 0.5, 1.0)
     stream = stt.stream()
@@ -102,7 +105,9 @@ async def test_stream_separates_two_utterances(tts: PiperTTS, stt: FasterWhisper
     assert [ev.type for ev in events].count(SpeechEventType.START_OF_SPEECH) == 2
 
 
-async def test_end_input_finalises_speech_without_trailing_silence(tts: PiperTTS, stt: FasterWhisperSTT) -> None:
+async def test_end_input_finalises_speech_without_trailing_silence(
+    tts: PiperTTS, stt: FasterWhisperSTT
+) -> None:
     """Audio that ends mid-utterance still gets END_OF_SPEECH and a final transcript."""
     speech = await speak(tts, QUESTION)
     stream = stt.stream()
