@@ -373,6 +373,12 @@ class _Segment:
 
     Times are seconds of audio since the VAD stream began; ``offset`` shifts
     them onto the recognize stream's clock.
+
+    To answer fast, the final is usually decoded before the VAD is sure speech
+    ended: once the user has been silent for half the VAD's ``min_silence_duration``,
+    the utterance so far is decoded (as an interim). If the VAD then ends speech
+    without more having been said, that decode is the final, and the user waits
+    only for what remains of it instead of a whole new decode.
     """
 
     def __init__(self, stream: WhisperSpeechStream, offset: float) -> None:
@@ -384,7 +390,10 @@ class _Segment:
         self._frames: list[rtc.AudioFrame] = []
         self._speech_start = 0.0
         self._since_interim = 0.0
-        self._interim: asyncio.Task[None] | None = None
+        self._decode: asyncio.Task[_Transcript] | None = None
+        self._decoded_until = 0.0  # audio time the latest decode covers
+        min_silence = getattr(stream._whisper._vad, "min_silence_duration", None) or 0.3
+        self._early_final_silence = min_silence / 2
 
     async def on_vad_event(self, event: vad.VADEvent) -> None:
         self.duration = event.timestamp
@@ -400,12 +409,16 @@ class _Segment:
         elif event.type == vad.VADEventType.INFERENCE_DONE and self._speaking:
             self._frames.extend(event.frames)
             self._since_interim += sum(f.duration for f in event.frames)
-            busy = self._interim is not None and not self._interim.done()
-            if self._since_interim >= self._stream._opts.interim_interval and not busy:
+            busy = self._decode is not None and not self._decode.done()
+            interim_due = self._since_interim >= self._stream._opts.interim_interval and not busy
+            silence = event.raw_accumulated_silence
+            pausing = (
+                silence >= self._early_final_silence
+                and self._decoded_until <= event.timestamp - silence
+            )
+            if interim_due or pausing:
                 self._since_interim = 0.0
-                self._interim = asyncio.create_task(
-                    self._send_interim(list(self._frames), end=event.timestamp)
-                )
+                self._start_decode(end=event.timestamp)
         elif event.type == vad.VADEventType.END_OF_SPEECH and self._speaking:
             speech_end_time = time.time() - event.silence_duration - event.inference_duration
             end = event.timestamp - event.silence_duration
@@ -417,17 +430,27 @@ class _Segment:
             await self._send_final(self._frames, end=self.duration, speech_end_time=time.time())
 
     async def aclose(self) -> None:
-        if self._interim is not None:
-            await utils.aio.cancel_and_wait(self._interim)
+        if self._decode is not None:
+            await utils.aio.cancel_and_wait(self._decode)
 
-    async def _send_interim(self, frames: list[rtc.AudioFrame], *, end: float) -> None:
-        transcript = await self._stream._whisper._transcribe(
-            speech_float32(frames), self._stream._opts
-        )
-        if transcript.text and self._speaking:  # the final supersedes a late interim
-            self._stream._emit(
-                self._transcript_event(stt.SpeechEventType.INTERIM_TRANSCRIPT, transcript, end)
+    def _start_decode(self, *, end: float) -> None:
+        """Decode the utterance so far after any decode still running, then send an interim."""
+        previous, frames = self._decode, list(self._frames)
+
+        async def decode() -> _Transcript:
+            if previous is not None:
+                await previous  # one decode at a time: the model serialises them anyway
+            transcript = await self._stream._whisper._transcribe(
+                speech_float32(frames), self._stream._opts
             )
+            if transcript.text and self._speaking:  # a final supersedes a late interim
+                self._stream._emit(
+                    self._transcript_event(stt.SpeechEventType.INTERIM_TRANSCRIPT, transcript, end)
+                )
+            return transcript
+
+        self._decode = asyncio.create_task(decode(), name="WhisperSpeechStream.decode")
+        self._decoded_until = end
 
     async def _send_final(
         self, frames: list[rtc.AudioFrame], *, end: float, speech_end_time: float
@@ -440,10 +463,14 @@ class _Segment:
                 speech_end_time=speech_end_time,
             )
         )
-        if self._interim is not None:
-            await self._interim  # the model decodes one clip at a time anyway
         audio = speech_float32(frames)
-        transcript = await self._stream._whisper._transcribe(audio, self._stream._opts)
+        latest = await self._decode if self._decode is not None else None
+        if latest is not None and self._decoded_until >= end:
+            transcript = latest  # decoded during the closing silence: nothing was said since
+        else:
+            transcript = await self._stream._whisper._transcribe(audio, self._stream._opts)
+        self._decode = None
+        self._decoded_until = 0.0
         if transcript.text:
             self._stream._emit(
                 self._transcript_event(stt.SpeechEventType.FINAL_TRANSCRIPT, transcript, end)

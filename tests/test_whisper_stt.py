@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +89,36 @@ async def test_stream_gives_interims_then_a_final_at_end_of_speech(
     assert spoken.start_time == pytest.approx(0.5, abs=0.25)
     assert spoken.end_time == pytest.approx(0.5 + speech.duration, abs=0.35)
     assert events[-1].recognition_usage.audio_duration > speech.duration - 0.3
+
+
+async def test_final_reuses_the_decode_made_during_the_closing_silence(
+    tts: PiperTTS, stt: FasterWhisperSTT, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The utterance is decoded while the VAD waits out the silence, so END needs no new decode."""
+    decodes_started: list[float] = []
+    real_transcribe = stt._transcribe
+
+    async def counting_transcribe(audio, opts):  # type: ignore[no-untyped-def]
+        decodes_started.append(time.perf_counter())
+        return await real_transcribe(audio, opts)
+
+    monkeypatch.setattr(stt, "_transcribe", counting_transcribe)
+    speech = await speak(tts, QUESTION)
+    stream = stt.stream()
+    pcm = padded(speech, 0.3, 1.0)
+    pusher = asyncio.create_task(push_realtime(stream, pcm, speech.sample_rate))
+    end_seen = 0.0
+    finals = []
+    async for event in stream:
+        if event.type == SpeechEventType.END_OF_SPEECH:
+            end_seen = time.perf_counter()
+        elif event.type == SpeechEventType.FINAL_TRANSCRIPT:
+            finals.append(event.alternatives[0].text)
+    await stream.aclose()
+    await pusher
+
+    assert len(finals) == 1 and word_error_rate(QUESTION, finals[0]) <= 0.2
+    assert decodes_started and all(t < end_seen for t in decodes_started)
 
 
 async def test_stream_separates_two_utterances(tts: PiperTTS, stt: FasterWhisperSTT) -> None:
