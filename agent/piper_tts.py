@@ -1,6 +1,6 @@
 """Speech synthesis with piper, as a livekit-agents ``tts.TTS``.
 
-Piper is a small VITS voice exported to ONNX: CPU-only, about 10x faster than
+Piper is a small VITS voice exported to ONNX: CPU-only, 20-30x faster than
 realtime, and it synthesises one sentence at a time. Both entry points stream by
 sentence, so the avatar starts talking as soon as the first sentence is ready:
 
