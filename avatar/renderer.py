@@ -92,8 +92,7 @@ class CpuRenderer:
         self._mouth_w = float(np.linalg.norm(self._mouth_r - self._mouth_l))
         self._mouth_c = (self._mouth_l + self._mouth_r) / 2
         # 1. The head box: the support of the head mask.
-        ys, xs = np.nonzero(pack.masks.head > 0)
-        self._head = _Box(int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+        self._head = self._head_box(pack.masks.head)
         self._grid_x, self._grid_y = self._head.grid()
         # 2. Smooth fields at low resolution, as one (2*h*w, K) matrix.
         self._smooth_basis, self._low_shape = self._smooth_fields()
@@ -111,6 +110,18 @@ class CpuRenderer:
 
     # --- precomputation --------------------------------------------------------
 
+    def _head_box(self, head: np.ndarray) -> _Box:
+        """The head mask's support, grown to multiples of ``_LOW`` so the
+        upsampled fields line up exactly with the low-resolution samples."""
+        ys, xs = np.nonzero(head > 0)
+        bounds = []
+        for lo, hi in ((int(xs.min()), int(xs.max()) + 1), (int(ys.min()), int(ys.max()) + 1)):
+            hi = min(self.size, lo + -(-(hi - lo) // _LOW) * _LOW)
+            lo = hi - -(-(hi - lo) // _LOW) * _LOW
+            bounds.append((max(0, lo), hi))
+        (x0, x1), (y0, y1) = bounds
+        return _Box(x0, y0, x1, y1)
+
     def _smooth_fields(self) -> tuple[np.ndarray, tuple[int, int]]:
         """Forward displacement per unit of each smooth parameter, in pixels."""
         h, w = self._head.y1 - self._head.y0, self._head.x1 - self._head.x0
@@ -119,7 +130,9 @@ class CpuRenderer:
         # Positions of the low-res samples as cv2.resize sees them.
         X = self._head.x0 + (xs + 0.5) * _LOW - 0.5
         Y = self._head.y0 + (ys + 0.5) * _LOW - 0.5
-        H = cv2.remap(self.pack.masks.head, X, Y, cv2.INTER_LINEAR)
+        # Eroded by the upsampling footprint: zero-mask pixels get exactly zero displacement.
+        eroded = cv2.erode(self.pack.masks.head, np.ones((2 * _LOW + 3, 2 * _LOW + 3), np.uint8))
+        H = cv2.remap(eroded, X, Y, cv2.INTER_LINEAR)
         face = cv2.remap(self.pack.masks.face, X, Y, cv2.INTER_LINEAR)
         fw, fh, mw = self._face_w, self._face_h, self._mouth_w
         nose = self.pack.points[MeshIndex.NOSE_TIP]
@@ -142,7 +155,7 @@ class CpuRenderer:
                              / (2 * (0.4 * mw) ** 2)))
             smile_x += side * 0.10 * mw * g
             smile_y += -0.10 * mw * g - 0.04 * mw * cheek
-        fields["smile"] = (smile_x * face, smile_y * face)
+        fields["smile"] = (smile_x * face * H, smile_y * face * H)
         # Brows: forehead skin moves up; falls off fast towards the eyes.
         brows = self.pack.points[list(MeshIndex.BROW_LEFT + MeshIndex.BROW_RIGHT)]
         by = float(brows[:, 1].mean())
@@ -153,7 +166,7 @@ class CpuRenderer:
         # Mouth width: stretch or compress horizontally around the mouth.
         mc = self._mouth_c
         around = np.exp(-(((X - mc[0]) / (0.7 * mw)) ** 2 + ((Y - mc[1]) / (0.45 * mw)) ** 2))
-        fields["mouth_width"] = (0.12 * mw * np.clip((X - mc[0]) / (0.5 * mw), -1.5, 1.5) * around, zero)
+        fields["mouth_width"] = (0.12 * mw * np.clip((X - mc[0]) / (0.5 * mw), -1.5, 1.5) * around * H, zero)
         basis = np.stack([np.stack(fields[name], axis=-1).ravel() for name in _SMOOTH], axis=1)
         return np.ascontiguousarray(basis, np.float32), (lh, lw)
 

@@ -228,40 +228,34 @@ class AvatarVideoGenerator(VideoGenerator):
         t0 = loop.time()
         while not self._closed:
             segment = self._segments[0] if self._segments else None
-            ready = segment is not None and (segment.queued >= self._frame_samples(segment.frames_done)
-                                             or (segment.ended and segment.queued > 0))
             if segment is not None and segment.ended and segment.queued == 0:
                 self._segments.popleft()
                 if segment.frames_done:
                     yield AudioSegmentEnd()
                 continue
+            now = loop.time()
+            if self._resync or now > t0 + index / fps + 0.25:  # fell behind: never burst
+                t0, self._resync = now - index / fps, False
+            due = t0 + index / fps  # when the next frame plays out
+            ready = self._frames_ready(segment, clip_size) if segment is not None else 0
             if ready:
-                # 1. Speaking: cut the next clip's audio, one chunk per frame.
+                # 1. Speaking: the first clip of a segment is one frame; later ones
+                #    wait for a full clip of audio while the consumer is ahead.
                 assert segment is not None
                 if last_label != Label.SPEAKING or segment.frames_done == 0:
-                    clip_size = 1
-                chunks: list[np.ndarray] = []
-                while len(chunks) < clip_size:
-                    need = self._frame_samples(segment.frames_done + len(chunks))
-                    if segment.queued < need and not (segment.ended and segment.queued > 0):
-                        break
-                    chunks.append(segment.take(need))
-                segment.frames_done += len(chunks)
+                    clip_size = ready = 1
+                margin = (clip_size + 1) / fps
+                if ready < clip_size and not segment.ended and due - margin > now:
+                    await self._wait(due - margin - now)
+                    continue
+                chunks = [segment.take(self._frame_samples(segment.frames_done + i)) for i in range(ready)]
+                segment.frames_done += ready
                 label = Label.SPEAKING
                 features: list[AudioFeatures | None] = [self._features(c) for c in chunks]
             else:
                 # 2. No audio frame ready: a listening/idle frame when its time comes.
-                now = loop.time()
-                if self._resync or now > t0 + index / fps + 0.25:  # fell behind: never burst
-                    t0, self._resync = now - index / fps, False
-                wait = t0 + index / fps - now
-                if wait > 0:
-                    self._wake.clear()
-                    try:
-                        await asyncio.wait_for(self._wake.wait(), timeout=wait)
-                        continue  # something changed: decide again
-                    except asyncio.TimeoutError:
-                        pass
+                if due > now and await self._wait(due - now):
+                    continue  # something changed: decide again
                 label, chunks, features = self._state, [], [None]
             # 3. Render, off the loop unless the clip is tiny.
             generation = self._generation
@@ -285,6 +279,27 @@ class AvatarVideoGenerator(VideoGenerator):
             last_label = label
             if label == Label.SPEAKING:
                 clip_size = min(2 * clip_size, self._opts.max_clip_frames)
+
+    def _frames_ready(self, segment: _Segment, limit: int) -> int:
+        """Complete frames of audio queued in ``segment``, up to ``limit`` (a
+        partial last frame counts once the segment has ended)."""
+        queued, n = segment.queued, 0
+        while n < limit and queued > 0:
+            need = self._frame_samples(segment.frames_done + n)
+            if queued < need and not segment.ended:
+                break
+            queued -= need
+            n += 1
+        return n
+
+    async def _wait(self, timeout: float) -> bool:
+        """Sleep up to ``timeout`` s; True if woken early by new audio or a state change."""
+        self._wake.clear()
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
 
     async def _render(self, features: list[AudioFeatures | None], label: Label) -> Clip:
         if len(features) <= _INLINE_FRAMES:
