@@ -103,9 +103,9 @@ class MotionSynthesizer:
         self._gaze_target = np.zeros(2)
         self._next_gaze = self._frames(1.0)
         self._next_blink = self._frames(self._rng.uniform(1.0, 3.0))
-        self._blink_frame = -1
+        self._blink_frame = -(10**9)  # no blink in progress
         self._next_nod = self._frames(self._rng.uniform(2.0, 4.0))
-        self._nod_frame = -1
+        self._nod_frame = -(10**9)
         # Speech followers; attack is fast so the mouth lags the audio by < 1 frame.
         self._open = _Smoothed(attack=0.85, release=0.6)
         self._width = _Smoothed(attack=0.5, release=0.5)

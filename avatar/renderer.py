@@ -182,8 +182,9 @@ class CpuRenderer:
         cols = X[0]
         line = _line(p[list(MeshIndex.LIPS_LOWER_INNER)], cols)
         upper = _line(p[list(MeshIndex.LIPS_UPPER_INNER)], cols)
-        u = (cols - mc[0]) / (0.5 * mw)
-        span = np.clip(1 - u**2, 0, 1) ** 0.6  # how far the lips part, per column
+        inner_l, inner_r = p[78], p[308]  # the inner corners, where the lips meet
+        u = (cols - (inner_l[0] + inner_r[0]) / 2) / (0.5 * (inner_r[0] - inner_l[0]) * 0.95)
+        span = np.clip(1 - u**2, 0, 1) ** 0.9  # how far the lips part, per column
         lat = np.clip(1 - ((cols - mc[0]) / (0.6 * fw)) ** 2, 0, 1) ** 2  # zero at the box sides
         below = np.clip(1 - (Y - chin_y) / (0.2 * fh), 0, 1)
         below = below * below * (3 - 2 * below)
