@@ -152,5 +152,14 @@ def demo(
     run_demo(persona, pipeline, port=port, console=console)
 
 
+# The avatar's commands live with the avatar; imported here, after reports_errors exists.
+from .avatar.cli import bench_app, models_app, persona_app, render_command  # noqa: E402
+
+app.add_typer(persona_app, name="persona")
+app.add_typer(models_app, name="models")
+app.add_typer(bench_app, name="bench")
+app.command("render")(render_command)
+
+
 def main() -> None:
     app()

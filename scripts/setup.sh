@@ -43,6 +43,9 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$STAMP"
 fi
 
+# The face-mesh model of persona preparation (extracted from the mediapipe wheel, once).
+"$VENV/bin/facetalk" models fetch >/dev/null
+
 if ! "$VENV/bin/python" -c 'from facetalk.livekit_server import find_server; find_server()' 2>/dev/null; then
   say "building livekit-server into ./bin with Go (a few minutes, once)"
   "$VENV/bin/facetalk" server build

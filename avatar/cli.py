@@ -1,0 +1,170 @@
+"""The avatar's commands: ``persona prepare``, ``models fetch``, ``render``, ``bench avatar|soak``.
+
+Registered into the ``facetalk`` app by ``facetalk/cli.py``. Heavy imports
+(OpenCV, PyAV, piper) happen inside the commands so ``facetalk --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from ..cli import reports_errors
+from ..errors import FaceTalkError
+
+__all__ = ["bench_app", "models_app", "persona_app", "render_command"]
+
+persona_app = typer.Typer(help="Prepare personas for the avatar.", no_args_is_help=True)
+models_app = typer.Typer(help="Fetch the models FaceTalk runs.", no_args_is_help=True)
+bench_app = typer.Typer(help="Measure the avatar engine.", no_args_is_help=True)
+console = Console()
+
+Resolution = Annotated[int, typer.Option(help="Frame side in pixels: 384 or 512.")]
+
+
+def _check_resolution(resolution: int) -> None:
+    if resolution not in (384, 512):
+        raise FaceTalkError(f"resolution {resolution} is not supported", hint="use 384 or 512")
+
+
+def _parse_expression(items: list[str]) -> dict[str, float]:
+    """``["smile=0.5", "brow_raise=0.2"]`` → ``{"smile": 0.5, "brow_raise": 0.2}``."""
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise FaceTalkError(f"bad --expression {item!r}", hint="write NAME=VALUE, e.g. smile=0.5")
+    return out
+
+
+@persona_app.command("prepare")
+@reports_errors
+def persona_prepare(
+    portrait: Annotated[Path, typer.Argument(help="Portrait image (PNG, JPEG, ...).")],
+    out: Annotated[Path | None, typer.Option(help="Folder for the pack; default: the cache.")] = None,
+    resolution: Resolution = 512,
+) -> None:
+    """Check a portrait, find the face mesh and write the persona pack."""
+    from .persona import prepare_persona
+
+    _check_resolution(resolution)
+    pack = prepare_persona(portrait, resolution=resolution, out=out)
+    for note in pack.notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
+    console.print(f"[green]✓[/] persona pack {pack.key} ({pack.resolution}px)", highlight=False)
+
+
+@models_app.command("fetch")
+@reports_errors
+def models_fetch() -> None:
+    """Download the face-mesh model into the cache (once)."""
+    from .models import ensure_face_landmark_model
+
+    console.print(f"[green]✓[/] {ensure_face_landmark_model()}", highlight=False)
+
+
+@reports_errors
+def render_command(
+    out: Annotated[Path, typer.Option(help="Output mp4.")],
+    persona: Annotated[Path, typer.Option(help="Persona YAML file.")] = Path("configs/persona.yaml"),
+    audio: Annotated[Path | None, typer.Option(help="Speech audio file (any format PyAV reads).")] = None,
+    text: Annotated[str | None, typer.Option(help="Instead of --audio: text spoken by piper.")] = None,
+    labels: Annotated[Path | None, typer.Option(help="Label timeline YAML: '- {at: 0, label: speaking}'.")] = None,
+    expression: Annotated[list[str] | None, typer.Option(help="NAME=VALUE, repeatable (smile=0.5).")] = None,
+    contact_sheet: Annotated[Path | None, typer.Option(help="Also write a PNG grid of frames.")] = None,
+    tail: Annotated[float, typer.Option(help="Seconds of silence rendered after the audio.")] = 0.0,
+    resolution: Resolution = 512,
+    fps: Annotated[int, typer.Option(help="Video frame rate.")] = 25,
+    seed: Annotated[int, typer.Option(help="Motion seed.")] = 0,
+) -> None:
+    """Render a talking-face video with the audio muxed in."""
+    from ..config import load_persona
+    from .audio import SAMPLE_RATE
+    from .offline import load_timeline, read_audio, render_video
+    from .persona import prepare_persona
+
+    _check_resolution(resolution)
+    if (audio is None) == (text is None):
+        raise FaceTalkError("pass exactly one of --audio and --text", hint="e.g. --text 'Hello there'")
+    config = load_persona(persona)
+    pack = prepare_persona(config.portrait, resolution=resolution)
+    if audio is not None:
+        samples = read_audio(audio)
+    else:
+        import av
+
+        from .speech import speak
+
+        speech = speak(text or "")
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+        frame = av.AudioFrame.from_ndarray(speech.samples[None, :], format="s16", layout="mono")
+        frame.sample_rate = speech.sample_rate
+        import numpy as np
+
+        samples = np.concatenate([f.to_ndarray().ravel() for f in resampler.resample(frame) + resampler.resample(None)])
+    try:
+        controls = config.expression.model_validate({**config.expression.model_dump(),
+                                                     **_parse_expression(expression or [])})
+    except ValueError as e:
+        raise FaceTalkError(f"bad --expression: {e}", hint="names: smile, brow_raise, eye_openness, head_tilt; values 0-1") from e
+    result = render_video(pack, samples, out, fps=fps, timeline=load_timeline(labels) if labels else None,
+                          expression=controls, contact_sheet=contact_sheet, seed=seed, tail_s=tail)
+    console.print(f"[green]✓[/] {result.video}: {result.frames} frames, {result.seconds:.1f} s", highlight=False)
+    if result.contact_sheet:
+        console.print(f"[green]✓[/] {result.contact_sheet}", highlight=False)
+
+
+@bench_app.command("avatar")
+@reports_errors
+def bench_avatar_command(
+    engine: Annotated[str, typer.Option(help="Engine to measure (cpu).")] = "cpu",
+    resolution: Resolution = 512,
+    seconds: Annotated[float, typer.Option(help="Seconds of speech to stream.")] = 20.0,
+    fps: Annotated[int, typer.Option(help="Video frame rate.")] = 25,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Speed, first-frame latency, memory, lip sync and clip continuity."""
+    from ..config import load_persona
+    from .bench import bench_avatar
+    from .persona import prepare_persona
+    from .speech import speak
+
+    if engine != "cpu":
+        raise FaceTalkError(f"engine {engine!r} is not built yet", hint="use --engine cpu")
+    _check_resolution(resolution)
+    config = load_persona(Path("configs/persona.yaml"))
+    pack = prepare_persona(config.portrait, resolution=resolution)
+    result = dataclasses.asdict(bench_avatar(pack, speak(), seconds=seconds, fps=fps, expression=config.expression))
+    if as_json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            console.print(f"{key:>24}: {value}", highlight=False)
+
+
+@bench_app.command("soak")
+@reports_errors
+def bench_soak_command(
+    minutes: Annotated[float, typer.Option(help="Minutes of video to stream.")] = 60.0,
+    resolution: Resolution = 512,
+    fps: Annotated[int, typer.Option(help="Video frame rate.")] = 25,
+) -> None:
+    """Stream long content through the runtime; print memory per minute and drift."""
+    from ..config import load_persona
+    from .bench import soak
+    from .persona import prepare_persona
+    from .speech import speak
+
+    _check_resolution(resolution)
+    config = load_persona(Path("configs/persona.yaml"))
+    pack = prepare_persona(config.portrait, resolution=resolution)
+    print(json.dumps(dataclasses.asdict(soak(pack, speak(), minutes=minutes, fps=fps))))
