@@ -273,7 +273,7 @@ class CpuRenderer:
         field = np.where(lower, self._jaw_low[rows, cols], self._jaw_up[rows, cols])
         sub = slice(mb.y0 - head.y0, mb.y1 - head.y0), slice(mb.x0 - head.x0, mb.x1 - head.x0)
         map_y[sub] += delta * (self._jaw_rest_field[rows, cols] - field)
-        alpha = np.clip(edge_low - ys, 0, 1) * np.clip(ys - edge_up + 1, 0, 1)
+        alpha = np.clip(edge_low - ys, 0, 1) * np.clip(ys - edge_up, 0, 1)
         if not np.any(alpha > 0):
             return None
         return sub, alpha.astype(np.float32), edge_up, edge_low, ys
