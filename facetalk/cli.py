@@ -8,6 +8,7 @@ traceback and with a non-zero exit code.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 from collections.abc import Callable
@@ -135,6 +136,34 @@ def agent(
     from .agent.launcher import run_worker_cli
 
     run_worker_cli(persona, pipeline, ctx.args or ["--help"])
+
+
+@app.command("avatar-server")
+@reports_errors
+def avatar_server(
+    persona: PersonaOption = DEFAULT_PERSONA,
+    pipeline: PipelineOption = DEFAULT_PIPELINE,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="HTTP port for POST /launch.")] = 8089,
+) -> None:
+    """Serve avatars for workers elsewhere (pipeline avatar.placement: remote)."""
+    import asyncio
+
+    from .agent.remote_avatar import AvatarServer
+    from .config import load_persona, load_pipeline
+
+    async def serve() -> None:
+        server = await AvatarServer(
+            load_persona(persona), load_pipeline(pipeline).avatar, host=host, port=port
+        ).start()
+        console.print(f"avatar server on [bold]{server.url}[/]; Ctrl-C stops it")
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await server.aclose()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve())
 
 
 @app.command("demo")

@@ -30,6 +30,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from .errors import FaceTalkError
@@ -217,6 +218,10 @@ class AvatarConfig(_Strict):
     resolution: Literal[384, 512] = 512
     fps: int = Field(default=25, ge=1, le=60)
     placement: Literal["in-process", "remote"] = "in-process"
+    remote_url: str | None = Field(
+        default=None,
+        description="The avatar server ('facetalk avatar-server') when placement is remote.",
+    )
     checkpoint: Path | None = Field(
         default=None, description="Diffusion checkpoint folder; the bundled one when unset."
     )
@@ -230,6 +235,12 @@ class AvatarConfig(_Strict):
         if not path.is_dir():
             raise ValueError(f"checkpoint folder not found: {path}")
         return path
+
+    @model_validator(mode="after")
+    def _remote_needs_url(self) -> AvatarConfig:
+        if self.placement == "remote" and not self.remote_url:
+            raise ValueError("placement 'remote' needs remote_url, e.g. http://gpu-box:8089")
+        return self
 
 
 class TurnConfig(_Strict):
@@ -247,11 +258,13 @@ class WorkerConfig(_Strict):
     load_threshold: float = Field(
         default=0.95,
         gt=0.0,
-        le=1.0,
-        description="CPU load above which the worker takes no new rooms. "
-        "High by default: rendering keeps a small machine busy by design.",
+        description="CPU load (0-1) above which the worker takes no new rooms; above 1 it "
+        "never refuses. High by default: rendering keeps a small machine busy by design.",
     )
     num_idle_processes: int = Field(default=1, ge=0, description="Pre-warmed job processes.")
+    http_port: int = Field(
+        default=8081, ge=0, le=65535, description="Health-check port; 0 picks a free one."
+    )
 
 
 class PipelineConfig(_Strict):

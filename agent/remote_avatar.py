@@ -1,0 +1,166 @@
+"""The avatar as a separate participant: both ends of the hand-over.
+
+The agent's worker calls :func:`request_remote_avatar`, a ``POST /launch``
+with a LiveKit URL and a token minted for the avatar participant. The avatar
+server (:class:`AvatarServer`, ``facetalk avatar-server``), typically on a GPU
+machine, then runs :func:`run_avatar_participant`: it joins the room, receives
+the agent's TTS audio over data streams, follows the agent's label attribute,
+and publishes audio + video on the agent's behalf until the agent leaves.
+
+The token carries ``lk.publish_on_behalf``, so the user's client and
+livekit-agents' RoomIO treat the avatar's tracks as the agent's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import aiohttp
+from aiohttp import web
+from livekit import api, rtc
+from livekit.agents.types import ATTRIBUTE_PUBLISH_ON_BEHALF
+from livekit.agents.voice.avatar import AvatarRunner, DataStreamAudioReceiver
+
+from ..avatar import create_video_generator
+from ..avatar.labels import Label
+from ..config import AvatarConfig, PersonaConfig
+from ..dialogue.avatar_state import AVATAR_STATE_ATTRIBUTE
+from ..errors import FaceTalkError
+
+__all__ = [
+    "AvatarServer",
+    "avatar_identity",
+    "avatar_token",
+    "request_remote_avatar",
+    "run_avatar_participant",
+]
+
+logger = logging.getLogger("facetalk.avatar_server")
+
+
+def avatar_identity(room_name: str) -> str:
+    return f"facetalk-avatar-{room_name}"
+
+
+def avatar_token(room_name: str, *, agent_identity: str, api_key: str, api_secret: str) -> str:
+    """A token for the avatar participant of ``room_name``, publishing for ``agent_identity``."""
+    return (
+        api.AccessToken(api_key, api_secret)
+        .with_identity(avatar_identity(room_name))
+        .with_kind("agent")
+        .with_ttl(timedelta(hours=6))
+        .with_grants(api.VideoGrants(room_join=True, room=room_name))
+        .with_attributes({ATTRIBUTE_PUBLISH_ON_BEHALF: agent_identity})
+        .to_jwt()
+    )
+
+
+async def request_remote_avatar(server_url: str, *, livekit_url: str, token: str) -> None:
+    """Ask the avatar server at ``server_url`` to join; raise if it cannot."""
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as http:
+            async with http.post(f"{server_url.rstrip('/')}/launch", json={"url": livekit_url, "token": token}) as r:
+                if r.status != 200:
+                    raise FaceTalkError(
+                        f"the avatar server at {server_url} refused: HTTP {r.status} {await r.text()}",
+                        hint="check the avatar server's log",
+                    )
+    except (aiohttp.ClientError, TimeoutError) as e:
+        raise FaceTalkError(
+            f"cannot reach the avatar server at {server_url}: {e}",
+            hint="start it with 'facetalk avatar-server' on that machine, or set avatar.placement: in-process",
+        ) from e
+
+
+async def run_avatar_participant(
+    url: str, token: str, persona: PersonaConfig, avatar: AvatarConfig
+) -> None:
+    """Join with ``token``, animate the agent's audio, leave when the agent does."""
+    room = rtc.Room()
+    agent_left = asyncio.Event()
+    await room.connect(url, token)
+    agent_identity = room.local_participant.attributes.get(ATTRIBUTE_PUBLISH_ON_BEHALF, "")
+    video_gen = create_video_generator(persona, avatar)
+
+    def follow_label(changed: dict[str, str], participant: rtc.Participant) -> None:
+        if participant.identity == agent_identity and AVATAR_STATE_ATTRIBUTE in changed:
+            video_gen.set_state(Label(changed[AVATAR_STATE_ATTRIBUTE]))
+
+    def on_left(participant: rtc.RemoteParticipant) -> None:
+        if participant.identity == agent_identity:
+            agent_left.set()
+
+    room.on("participant_attributes_changed", follow_label)
+    room.on("participant_disconnected", on_left)
+    room.on("disconnected", lambda *_: agent_left.set())
+    runner = AvatarRunner(
+        room,
+        audio_recv=DataStreamAudioReceiver(room, sender_identity=agent_identity),
+        video_gen=video_gen,
+        options=video_gen.avatar_options(),
+    )
+    try:
+        await runner.start()
+        await agent_left.wait()
+    finally:
+        await runner.aclose()
+        await room.disconnect()
+
+
+@dataclass
+class AvatarServer:
+    """Serves ``POST /launch`` ({url, token}) and ``GET /health`` on ``host:port``."""
+
+    persona: PersonaConfig
+    avatar: AvatarConfig
+    host: str = "127.0.0.1"
+    port: int = 8089
+    _sessions: set[asyncio.Task[None]] = field(default_factory=set, init=False)
+    _runner: web.AppRunner | None = field(default=None, init=False)
+
+    async def start(self) -> AvatarServer:
+        app = web.Application()
+        app.router.add_post("/launch", self._launch)
+        app.router.add_get("/health", self._health)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def aclose(self) -> None:
+        for task in self._sessions:
+            task.cancel()
+        for task in list(self._sessions):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _health(self, _: web.Request) -> web.Response:
+        return web.json_response({"sessions": len(self._sessions)})
+
+    async def _launch(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        if not isinstance(body, dict) or not {"url", "token"} <= body.keys():
+            return web.json_response({"error": "expected JSON {url, token}"}, status=400)
+        task = asyncio.create_task(
+            run_avatar_participant(body["url"], body["token"], self.persona, self.avatar)
+        )
+        self._sessions.add(task)
+        task.add_done_callback(self._finished)
+        return web.json_response({"ok": True})
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._sessions.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            logger.error("avatar session failed", exc_info=error)

@@ -1,0 +1,155 @@
+"""The FaceTalk worker: one ``AgentSession`` per room, with the avatar as its voice.
+
+livekit-agents does the heavy lifting: dispatch of rooms to workers, turn
+detection, interruption, metrics and A/V pacing (``AvatarRunner``). This
+module only assembles the pieces a pipeline config names:
+
+    user audio ─▶ VAD + STT ─▶ PersonaAgent (LLM) ─▶ TTS ─▶ QueueAudioOutput
+                                                               │
+                 session state events ─▶ AvatarStateDriver ─▶ avatar generator
+                                                               │
+                                               AvatarRunner ─▶ room (audio + video)
+
+Configs reach job processes through the environment (``FACETALK_PERSONA``,
+``FACETALK_PIPELINE``), because livekit-agents starts jobs in fresh processes.
+Models load once per process, in :func:`prewarm`, not once per room.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from livekit.agents import (
+    AgentServer,
+    AgentSession,
+    APIConnectOptions,
+    JobContext,
+    JobProcess,
+    stt,
+    tts,
+    vad,
+)
+from livekit.agents.voice.agent_session import SessionConnectOptions
+from livekit.agents.voice.room_io import RoomOptions
+from ..config import PersonaConfig, PipelineConfig, WorkerConfig, load_persona, load_pipeline
+from ..dialogue.avatar_state import AvatarStateDriver
+from ..dialogue.persona_agent import PersonaAgent
+from .avatar_output import start_avatar
+from .providers import build_llm, build_stt, build_tts, build_vad, describe
+
+__all__ = [
+    "EMBEDDED_LLM_URL_ENV",
+    "PERSONA_ENV",
+    "PIPELINE_ENV",
+    "WorkerResources",
+    "create_server",
+    "entrypoint",
+    "prewarm",
+]
+
+logger = logging.getLogger("facetalk.agent")
+
+PERSONA_ENV = "FACETALK_PERSONA"
+PIPELINE_ENV = "FACETALK_PIPELINE"
+EMBEDDED_LLM_URL_ENV = "FACETALK_EMBEDDED_LLM_URL"
+
+# A failing LLM endpoint must not keep the user waiting: one try, a short
+# timeout, then PersonaAgent apologises.
+_LLM_CONN_OPTIONS = APIConnectOptions(max_retry=0, timeout=8.0)
+
+
+@dataclass
+class WorkerResources:
+    """What one worker process loads once and shares between its rooms."""
+
+    persona: PersonaConfig
+    pipeline: PipelineConfig
+    vad: vad.VAD
+    stt: stt.STT
+    tts: tts.TTS
+
+    @classmethod
+    def load(cls, persona_path: str | Path, pipeline_path: str | Path) -> WorkerResources:
+        persona = load_persona(persona_path)
+        pipeline = load_pipeline(pipeline_path)
+        speech_detector = build_vad(pipeline.vad)
+        return cls(
+            persona=persona,
+            pipeline=pipeline,
+            vad=speech_detector,
+            stt=build_stt(pipeline.stt, speech_detector),
+            tts=build_tts(pipeline.tts, persona.voice),
+        )
+
+    @classmethod
+    def from_env(cls) -> WorkerResources:
+        return cls.load(os.environ[PERSONA_ENV], os.environ[PIPELINE_ENV])
+
+
+def prewarm(proc: JobProcess) -> None:
+    """Load configs and models once per job process, before any room arrives."""
+    proc.userdata["facetalk"] = WorkerResources.from_env()
+
+
+async def entrypoint(ctx: JobContext) -> None:
+    """Run one conversation in ``ctx.room`` until the user leaves."""
+    resources: WorkerResources = ctx.proc.userdata.get("facetalk") or WorkerResources.from_env()
+    persona, pipeline = resources.persona, resources.pipeline
+    logger.info("joining %s as %s (%s)", ctx.room.name, persona.name, describe(pipeline))
+    await ctx.connect()
+
+    session: AgentSession = AgentSession(
+        vad=resources.vad,
+        stt=resources.stt,
+        llm=build_llm(pipeline.llm, embedded_base_url=os.environ.get(EMBEDDED_LLM_URL_ENV)),
+        tts=resources.tts,
+        turn_handling={
+            "turn_detection": "vad",
+            "endpointing": {
+                "min_delay": pipeline.turn.min_endpointing_delay_s,
+                "max_delay": pipeline.turn.max_endpointing_delay_s,
+            },
+            "interruption": {
+                "enabled": pipeline.turn.allow_interruptions,
+                "mode": "vad",
+                "min_duration": 0.3,
+            },
+        },
+        # No echo reaches the agent through a LiveKit room with AEC on the
+        # client, so user speech may interrupt from the first moment.
+        aec_warmup_duration=None,
+        conn_options=SessionConnectOptions(llm_conn_options=_LLM_CONN_OPTIONS),
+    )
+
+    set_label = await start_avatar(ctx, session, persona, pipeline)
+    states = AvatarStateDriver(idle_after_s=pipeline.turn.idle_after_s, on_label=set_label)
+    states.attach(session)
+
+    async def stop_states() -> None:
+        states.detach(session)
+
+    ctx.add_shutdown_callback(stop_states)
+    # One conversation per room: when the user leaves, the room is deleted, the
+    # job ends and its memory is freed; a user who comes back gets a new room,
+    # hence a fresh job and session.
+    await session.start(
+        PersonaAgent(persona),
+        room=ctx.room,
+        room_options=RoomOptions(close_on_disconnect=True, delete_room_on_close=True),
+    )
+
+
+def create_server(config: WorkerConfig) -> AgentServer:
+    """An ``AgentServer`` running :func:`entrypoint`, keys from ``LIVEKIT_*``."""
+    server = AgentServer(
+        setup_fnc=prewarm,
+        initialize_process_timeout=60.0,
+        load_threshold=config.load_threshold,
+        num_idle_processes=config.num_idle_processes,
+        port=config.http_port,
+    )
+    server.rtc_session(entrypoint)
+    return server

@@ -1,0 +1,181 @@
+"""A scripted person in a LiveKit room: speaks from audio, records what comes back.
+
+The end-to-end tests and the latency evaluation measure the agent from the
+user's side of the room, as a person would experience it. Every timestamp
+here is ``time.monotonic()`` in this process, taken when audio or video has
+been *received and decoded*, never from the agent's logs.
+
+The microphone track always flows (silence between utterances), as a real
+client's does, so the agent's VAD sees true end-of-speech silence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from livekit import rtc
+
+__all__ = ["ReceivedAudio", "ReceivedVideo", "SimulatedUser", "Utterance"]
+
+MIC_RATE = 48_000
+_CHUNK = MIC_RATE // 100  # 10 ms
+_MIC_QUEUE_MS = 40
+
+
+@dataclass
+class Utterance:
+    """One thing the user said: when its audio started and ended (monotonic s)."""
+
+    start: float
+    end: float
+
+
+@dataclass
+class ReceivedAudio:
+    """Agent audio as received: 10 ms chunks at 48 kHz mono with arrival times."""
+
+    times: list[float] = field(default_factory=list)
+    chunks: list[np.ndarray] = field(default_factory=list)
+
+    def between(self, start: float, end: float) -> np.ndarray:
+        """The received samples whose chunk arrived in [start, end)."""
+        picked = [c for t, c in zip(self.times, self.chunks, strict=True) if start <= t < end]
+        return np.concatenate(picked) if picked else np.zeros(0, dtype=np.int16)
+
+    def rms(self) -> tuple[np.ndarray, np.ndarray]:
+        """(arrival times, RMS level) per chunk."""
+        levels = np.array([np.sqrt(np.mean(c.astype(np.float64) ** 2)) if len(c) else 0.0 for c in self.chunks])
+        return np.array(self.times), levels
+
+
+@dataclass
+class ReceivedVideo:
+    """Agent video as received: small grayscale frames with arrival times."""
+
+    times: list[float] = field(default_factory=list)
+    frames: list[np.ndarray] = field(default_factory=list)
+    size: tuple[int, int] = (0, 0)  # the stream's (width, height)
+
+
+class SimulatedUser:
+    """Joins a room, publishes a microphone, records the agent's audio and video."""
+
+    def __init__(self, *, keep_video_size: int = 128) -> None:
+        self.room = rtc.Room()
+        self.audio = ReceivedAudio()
+        self.video = ReceivedVideo()
+        self.transcripts: list[tuple[float, str, str, bool]] = []  # (t, identity, text, final)
+        self.attributes: list[tuple[float, dict[str, str]]] = []  # agent attribute changes
+        self.joined_at = 0.0
+        self._keep = keep_video_size
+        # A short queue: with the default (1 s) the always-flowing silence would
+        # delay every utterance by a second and blur its timestamps.
+        self._mic = rtc.AudioSource(MIC_RATE, 1, queue_size_ms=_MIC_QUEUE_MS)
+        self._speech: asyncio.Queue[tuple[np.ndarray, asyncio.Future[Utterance]]] = asyncio.Queue()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def join(self, url: str, token: str) -> None:
+        self.room.on("track_subscribed", self._on_track)
+        self.room.on("participant_attributes_changed", self._on_attributes)
+        self.room.register_text_stream_handler("lk.transcription", self._on_transcription)
+        self.joined_at = time.monotonic()
+        await self.room.connect(url, token)
+        track = rtc.LocalAudioTrack.create_audio_track("mic", self._mic)
+        await self.room.local_participant.publish_track(
+            track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+        )
+        self._spawn(self._run_mic())
+
+    async def say(self, samples: np.ndarray) -> Utterance:
+        """Speak ``samples`` (int16, 48 kHz mono) in real time; returns when done."""
+        done: asyncio.Future[Utterance] = asyncio.get_running_loop().create_future()
+        await self._speech.put((samples.astype(np.int16), done))
+        return await done
+
+    async def leave(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.room.disconnect()
+        await self._mic.aclose()
+
+    async def wait_until(self, predicate: object, timeout: float) -> None:
+        """Poll ``predicate()`` every 50 ms until true; TimeoutError after ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        while not predicate():  # type: ignore[operator]
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"condition not met within {timeout} s")
+            await asyncio.sleep(0.05)
+
+    # --- internals -----------------------------------------------------------
+
+    def _spawn(self, coro: object) -> None:
+        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_mic(self) -> None:
+        silence = np.zeros(_CHUNK, dtype=np.int16)
+        while True:
+            try:
+                samples, done = self._speech.get_nowait()
+            except asyncio.QueueEmpty:
+                await self._mic.capture_frame(rtc.AudioFrame(silence.tobytes(), MIC_RATE, 1, _CHUNK))
+                continue
+            # It plays after what is already queued.
+            start = time.monotonic() + _MIC_QUEUE_MS / 1000
+            padded = np.concatenate([samples, np.zeros(-len(samples) % _CHUNK, dtype=np.int16)])
+            for i in range(0, len(padded), _CHUNK):
+                chunk = padded[i : i + _CHUNK]
+                await self._mic.capture_frame(rtc.AudioFrame(chunk.tobytes(), MIC_RATE, 1, _CHUNK))
+            # capture_frame returns when the frame is queued; the source plays out its queue.
+            await self._mic.wait_for_playout()
+            done.set_result(Utterance(start=start, end=time.monotonic()))
+
+    def _on_track(self, track: rtc.Track, _pub: rtc.RemoteTrackPublication, _p: rtc.RemoteParticipant) -> None:
+        if track.kind == rtc.TrackKind.KIND_AUDIO:
+            self._spawn(self._record_audio(rtc.AudioStream(track, sample_rate=MIC_RATE, num_channels=1)))
+        elif track.kind == rtc.TrackKind.KIND_VIDEO:
+            self._spawn(self._record_video(rtc.VideoStream(track)))
+
+    async def _record_audio(self, stream: rtc.AudioStream) -> None:
+        try:
+            async for event in stream:
+                self.audio.times.append(time.monotonic())
+                self.audio.chunks.append(np.frombuffer(event.frame.data, dtype=np.int16).copy())
+        finally:
+            await stream.aclose()
+
+    async def _record_video(self, stream: rtc.VideoStream) -> None:
+        import cv2
+
+        try:
+            async for event in stream:
+                now = time.monotonic()
+                frame = event.frame
+                i420 = frame if frame.type == rtc.VideoBufferType.I420 else frame.convert(rtc.VideoBufferType.I420)
+                luma = np.frombuffer(i420.data, dtype=np.uint8)[: frame.width * frame.height]
+                luma = luma.reshape(frame.height, frame.width)
+                self.video.size = (frame.width, frame.height)
+                self.video.times.append(now)
+                self.video.frames.append(cv2.resize(luma, (self._keep, self._keep), interpolation=cv2.INTER_AREA))
+        finally:
+            await stream.aclose()
+
+    def _on_attributes(self, changed: dict[str, str], participant: rtc.Participant) -> None:
+        if participant.identity != self.room.local_participant.identity:
+            self.attributes.append((time.monotonic(), dict(changed)))
+
+    def _on_transcription(self, reader: rtc.TextStreamReader, identity: str) -> None:
+        async def read() -> None:
+            text = await reader.read_all()
+            final = reader.info.attributes.get("lk.transcription_final") == "true"
+            self.transcripts.append((time.monotonic(), identity, text, final))
+
+        self._spawn(read())

@@ -1,0 +1,201 @@
+"""The whole agent in a real room: it hears the user, answers through the avatar, yields the floor.
+
+The worker runs as users run it (``facetalk agent start``), against the real
+LiveKit server, with the real models (faster-whisper tiny.en, webrtcvad,
+piper, the CPU avatar). The LLM is a scripted OpenAI-compatible endpoint on
+loopback, talked to by the real ``openai`` client. The user is a
+:class:`SimulatedUser` speaking piper-synthesised speech.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import numpy as np
+import pytest
+import pytest_asyncio
+from livekit import api, rtc
+
+from facetalk.agent.scripted_llm_server import ScriptedLLMServer
+from facetalk.dialogue.avatar_state import AVATAR_STATE_ATTRIBUTE
+from facetalk.livekit_server import LocalLiveKitServer
+from facetalk.simulated_user import SimulatedUser
+
+from .conftest import CONFIGS, running_worker
+from .speech import mouth_box, mouth_motion, speak, transcribe, word_error_rate
+
+pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
+
+QUESTION = "What is your name?"
+NAME_ANSWER = "My name is Astra."
+LONG_ANSWER = (
+    "Let me tell you a long story about the stars. "
+    "Once upon a time there was a small rocket that wanted to fly to the moon. "
+    "It practised every single day, and it dreamed about the silver dust and the quiet sky. "
+    "One morning it finally lifted off, and everyone below was cheering."
+)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def scripted_llm() -> AsyncIterator[ScriptedLLMServer]:
+    async with ScriptedLLMServer(
+        rules={"name": NAME_ANSWER, "story": LONG_ANSWER}, default="I see.", slow_delay_s=20
+    ) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def worker(
+    livekit_server: LocalLiveKitServer,
+    scripted_llm: ScriptedLLMServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """One worker for the module; its LLM is the scripted endpoint, with a 3 s timeout."""
+    llm = {"provider": "openai", "base_url": scripted_llm.base_url, "model": "scripted", "timeout_s": 3}
+    with running_worker(livekit_server, {"llm": llm}, tmp_path_factory.mktemp("worker")) as process:
+        yield process
+
+
+@pytest.fixture
+def llm_mode(scripted_llm: ScriptedLLMServer) -> Iterator[ScriptedLLMServer]:
+    """Lets a test switch the endpoint to failing or slow; restored afterwards."""
+    yield scripted_llm
+    scripted_llm.mode = "ok"
+
+
+async def _join(livekit_server: LocalLiveKitServer, room: str | None = None) -> SimulatedUser:
+    user = SimulatedUser()
+    room = room or f"e2e-{uuid.uuid4().hex[:8]}"
+    await user.join(livekit_server.url, livekit_server.token("person", room))
+    # The greeting proves the agent is there and speaking; wait until it ends.
+    await user.wait_until(lambda: len(user.video.frames) > 0, timeout=90)
+    await user.wait_until(lambda: _agent_state(user) == "speaking", timeout=30)
+    await user.wait_until(lambda: _agent_state(user) != "speaking", timeout=30)
+    return user
+
+
+def _agent_state(user: SimulatedUser) -> str | None:
+    states = [a[AVATAR_STATE_ATTRIBUTE] for _, a in user.attributes if AVATAR_STATE_ATTRIBUTE in a]
+    return states[-1] if states else None
+
+
+def _speech_spans(user: SimulatedUser, after: float, threshold: float = 300.0) -> tuple[float, float]:
+    """First and last arrival time of loud agent audio after ``after``."""
+    times, levels = user.audio.rms()
+    loud = times[(times > after) & (levels > threshold)]
+    assert len(loud), "no agent audio received"
+    return float(loud[0]), float(loud[-1])
+
+
+async def test_agent_hears_answers_and_animates(
+    livekit_server: LocalLiveKitServer, worker: subprocess.Popen[bytes]
+) -> None:
+    """User asks the name; the agent transcribes it, answers by voice, and the avatar's mouth moves only then."""
+    user = await _join(livekit_server)
+    try:
+        asked = await user.say(speak(QUESTION))
+        await user.wait_until(lambda: _agent_state(user) == "speaking", timeout=30)
+        await user.wait_until(lambda: _agent_state(user) != "speaking", timeout=30)
+        await user.wait_until(lambda: any(final for *_, final in user.transcripts), timeout=5)
+    finally:
+        await user.leave()
+
+    heard = [text for _, who, text, final in user.transcripts if who == "person" and final]
+    assert heard, "the agent published no final transcript of the user"
+    assert word_error_rate(QUESTION, heard[-1]) <= 0.2, heard
+
+    start, end = _speech_spans(user, after=asked.end)
+    answer = transcribe(user.audio.between(start - 0.2, end + 0.2))
+    assert "astra" in answer.lower(), answer
+
+    box = mouth_box(CONFIGS / "persona.yaml", user.video)
+    while_agent_speaks = mouth_motion(user.video, box, start + 0.3, end - 0.3)
+    while_user_speaks = mouth_motion(user.video, box, asked.start + 0.3, asked.end - 0.1)
+    assert while_agent_speaks > 3 * max(while_user_speaks, 0.2), (while_agent_speaks, while_user_speaks)
+
+
+async def test_user_talking_over_the_agent_stops_it(
+    livekit_server: LocalLiveKitServer, worker: subprocess.Popen[bytes]
+) -> None:
+    """Talking over a long answer stops agent audio within 500 ms and the avatar listens again."""
+    user = await _join(livekit_server)
+    try:
+        await user.say(speak("Tell me a story."))
+        await user.wait_until(lambda: _agent_state(user) == "speaking", timeout=30)
+        await asyncio.sleep(2.0)  # well into the answer
+        interruption = await user.say(speak("Wait, stop please."))
+        await asyncio.sleep(1.5)
+    finally:
+        await user.leave()
+
+    barge_in = interruption.start
+    stopped = _first_silence(user, after=barge_in)
+    assert stopped - barge_in <= 0.5 + _JITTER_S, f"agent audio went on for {stopped - barge_in:.2f} s"
+    states = [(t, a[AVATAR_STATE_ATTRIBUTE]) for t, a in user.attributes if AVATAR_STATE_ATTRIBUTE in a]
+    assert any(t > barge_in and s == "listening" for t, s in states), states
+
+
+@pytest.mark.parametrize("mode", ["error", "slow"])
+async def test_failing_llm_gets_an_apology_and_the_agent_stays(
+    livekit_server: LocalLiveKitServer,
+    worker: subprocess.Popen[bytes],
+    llm_mode: ScriptedLLMServer,
+    mode: str,
+) -> None:
+    """With the LLM failing or too slow, the agent says it cannot answer and stays in the room."""
+    user = await _join(livekit_server)
+    try:
+        llm_mode.mode = mode  # type: ignore[assignment]
+        asked = await user.say(speak(QUESTION))
+        await user.wait_until(lambda: _agent_state(user) == "speaking", timeout=30)
+        await user.wait_until(lambda: _agent_state(user) != "speaking", timeout=30)
+        agent = [
+            p for p in user.room.remote_participants.values()
+            if p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
+        ]
+        assert agent, "the agent left the room"
+    finally:
+        await user.leave()
+    start, end = _speech_spans(user, after=asked.end)
+    reply = transcribe(user.audio.between(start - 0.2, end + 0.2)).lower()
+    assert "answer right now" in reply or "can't answer" in reply, reply
+
+
+async def test_rejoining_user_gets_a_new_session(
+    livekit_server: LocalLiveKitServer, worker: subprocess.Popen[bytes]
+) -> None:
+    """When the user leaves, the room is closed; coming back to it starts a fresh, greeting session."""
+    room = f"e2e-rejoin-{uuid.uuid4().hex[:6]}"
+    first = await _join(livekit_server, room)  # _join waits for the greeting
+    await first.leave()
+    rooms = api.LiveKitAPI(livekit_server.http_url, livekit_server.api_key, livekit_server.api_secret)
+    try:
+        for _ in range(100):  # the agent deletes the room as its session ends
+            listed = await rooms.room.list_rooms(api.ListRoomsRequest(names=[room]))
+            if not listed.rooms:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the room outlived the session")
+    finally:
+        await rooms.aclose()
+    second = await _join(livekit_server, room)
+    await second.leave()
+    assert worker.poll() is None, "the worker died"
+
+
+# Received audio trails the sender by the jitter buffer (about 100 ms here).
+_JITTER_S = 0.1
+
+
+def _first_silence(user: SimulatedUser, after: float, hold_s: float = 0.3) -> float:
+    """Arrival time of the first quiet chunk after ``after`` that starts ``hold_s`` of quiet."""
+    times, levels = user.audio.rms()
+    for i in np.flatnonzero(times > after):
+        window = (times >= times[i]) & (times < times[i] + hold_s)
+        if (levels[window] < 300).all():
+            return float(times[i])
+    raise AssertionError("agent audio never went quiet")
