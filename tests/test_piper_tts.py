@@ -17,7 +17,8 @@ from facetalk.agent.whisper_stt import FasterWhisperSTT
 from facetalk.errors import FaceTalkError
 
 from .speech_audio import no_leaked_tasks  # noqa: F401  (autouse fixture)
-from .speech_audio import speak, word_error_rate
+from .speech import word_error_rate
+from .speech_audio import speak
 
 QUESTION = "What is your name?"
 THREE_SENTENCES = (

@@ -18,7 +18,8 @@ from facetalk.config import STTConfig
 from facetalk.errors import FaceTalkError
 
 from .speech_audio import no_leaked_tasks  # noqa: F401  (autouse fixture)
-from .speech_audio import padded, push_realtime, speak, to_frame, word_error_rate
+from .speech import word_error_rate
+from .speech_audio import padded, push_realtime, speak, to_frame
 
 QUESTION = "What is your name?"
 LONGER = "What is your name? I would like to know who I am talking to."
