@@ -19,11 +19,15 @@ from dataclasses import dataclass, field
 import numpy as np
 from livekit import rtc
 
+from .dialogue.avatar_state import AVATAR_STATE_ATTRIBUTE
+
 __all__ = ["ReceivedAudio", "ReceivedVideo", "SimulatedUser", "Utterance"]
 
 MIC_RATE = 48_000
 _CHUNK = MIC_RATE // 100  # 10 ms
 _MIC_QUEUE_MS = 40
+SPEECH_RMS = 300.0
+"""RMS level (int16) above which received audio counts as speech; piper speaks at ~3000."""
 
 
 @dataclass
@@ -50,6 +54,29 @@ class ReceivedAudio:
         """(arrival times, RMS level) per chunk."""
         levels = np.array([np.sqrt(np.mean(c.astype(np.float64) ** 2)) if len(c) else 0.0 for c in self.chunks])
         return np.array(self.times), levels
+
+    def first_loud(self, after: float) -> float | None:
+        """Arrival time of the first chunk louder than speech after ``after``, if any."""
+        times, levels = self.rms()
+        loud = times[(times > after) & (levels > SPEECH_RMS)]
+        return float(loud[0]) if len(loud) else None
+
+    def loud_span(self, after: float) -> tuple[float, float]:
+        """First and last arrival of speech-level audio after ``after``."""
+        times, levels = self.rms()
+        loud = times[(times > after) & (levels > SPEECH_RMS)]
+        if not len(loud):
+            raise ValueError(f"no agent speech received after t={after:.3f}")
+        return float(loud[0]), float(loud[-1])
+
+    def first_silence(self, after: float, hold_s: float = 0.3) -> float:
+        """Arrival of the first chunk after ``after`` that starts ``hold_s`` of quiet."""
+        times, levels = self.rms()
+        for i in np.flatnonzero(times > after):
+            window = (times >= times[i]) & (times < times[i] + hold_s)
+            if (levels[window] < SPEECH_RMS).all():
+                return float(times[i])
+        raise ValueError(f"agent audio never went quiet after t={after:.3f}")
 
 
 @dataclass
@@ -112,6 +139,25 @@ class SimulatedUser:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"condition not met within {timeout} s")
             await asyncio.sleep(0.05)
+
+    def agent_label(self) -> str | None:
+        """The avatar label the agent last published, if any."""
+        labels = [a[AVATAR_STATE_ATTRIBUTE] for _, a in self.attributes if AVATAR_STATE_ATTRIBUTE in a]
+        return labels[-1] if labels else None
+
+    def label_changes(self) -> list[tuple[float, str]]:
+        """(arrival time, label) of every avatar label the agent published."""
+        return [(t, a[AVATAR_STATE_ATTRIBUTE]) for t, a in self.attributes if AVATAR_STATE_ATTRIBUTE in a]
+
+    async def wait_for_greeting(self, timeout: float = 90) -> None:
+        """Wait until the avatar's video arrives and its greeting has been spoken."""
+        await self.wait_until(lambda: len(self.video.frames) > 0, timeout=timeout)
+        await self.wait_for_answer(timeout=30)
+
+    async def wait_for_answer(self, timeout: float = 30) -> None:
+        """Wait until the agent starts speaking, then until it stops."""
+        await self.wait_until(lambda: self.agent_label() == "speaking", timeout=timeout)
+        await self.wait_until(lambda: self.agent_label() != "speaking", timeout=timeout)
 
     # --- internals -----------------------------------------------------------
 

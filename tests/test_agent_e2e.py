@@ -14,13 +14,11 @@ import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
-import numpy as np
 import pytest
 import pytest_asyncio
 from livekit import api, rtc
 
 from facetalk.agent.scripted_llm_server import ScriptedLLMServer
-from facetalk.dialogue.avatar_state import AVATAR_STATE_ATTRIBUTE
 from facetalk.livekit_server import LocalLiveKitServer
 from facetalk.simulated_user import SimulatedUser
 
@@ -29,6 +27,8 @@ from .speech import mouth_box, mouth_motion, speak, transcribe, word_error_rate
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
+# Received audio trails the sender by the jitter buffer (about 100 ms here).
+_JITTER_S = 0.1
 QUESTION = "What is your name?"
 NAME_ANSWER = "My name is Astra."
 LONG_ANSWER = (
@@ -67,27 +67,12 @@ def llm_mode(scripted_llm: ScriptedLLMServer) -> Iterator[ScriptedLLMServer]:
 
 
 async def _join(livekit_server: LocalLiveKitServer, room: str | None = None) -> SimulatedUser:
+    """A user in a new (or the given) room, once the agent has greeted them."""
     user = SimulatedUser()
     room = room or f"e2e-{uuid.uuid4().hex[:8]}"
     await user.join(livekit_server.url, livekit_server.token("person", room))
-    # The greeting proves the agent is there and speaking; wait until it ends.
-    await user.wait_until(lambda: len(user.video.frames) > 0, timeout=90)
-    await user.wait_until(lambda: _agent_state(user) == "speaking", timeout=30)
-    await user.wait_until(lambda: _agent_state(user) != "speaking", timeout=30)
+    await user.wait_for_greeting()
     return user
-
-
-def _agent_state(user: SimulatedUser) -> str | None:
-    states = [a[AVATAR_STATE_ATTRIBUTE] for _, a in user.attributes if AVATAR_STATE_ATTRIBUTE in a]
-    return states[-1] if states else None
-
-
-def _speech_spans(user: SimulatedUser, after: float, threshold: float = 300.0) -> tuple[float, float]:
-    """First and last arrival time of loud agent audio after ``after``."""
-    times, levels = user.audio.rms()
-    loud = times[(times > after) & (levels > threshold)]
-    assert len(loud), "no agent audio received"
-    return float(loud[0]), float(loud[-1])
 
 
 async def test_agent_hears_answers_and_animates(
@@ -97,8 +82,7 @@ async def test_agent_hears_answers_and_animates(
     user = await _join(livekit_server)
     try:
         asked = await user.say(speak(QUESTION))
-        await user.wait_until(lambda: _agent_state(user) == "speaking", timeout=30)
-        await user.wait_until(lambda: _agent_state(user) != "speaking", timeout=30)
+        await user.wait_for_answer()
         await user.wait_until(lambda: any(final for *_, final in user.transcripts), timeout=5)
     finally:
         await user.leave()
@@ -107,7 +91,7 @@ async def test_agent_hears_answers_and_animates(
     assert heard, "the agent published no final transcript of the user"
     assert word_error_rate(QUESTION, heard[-1]) <= 0.2, heard
 
-    start, end = _speech_spans(user, after=asked.end)
+    start, end = user.audio.loud_span(after=asked.end)
     answer = transcribe(user.audio.between(start - 0.2, end + 0.2))
     assert "astra" in answer.lower(), answer
 
@@ -124,7 +108,7 @@ async def test_user_talking_over_the_agent_stops_it(
     user = await _join(livekit_server)
     try:
         await user.say(speak("Tell me a story."))
-        await user.wait_until(lambda: _agent_state(user) == "speaking", timeout=30)
+        await user.wait_until(lambda: user.agent_label() == "speaking", timeout=30)
         await asyncio.sleep(2.0)  # well into the answer
         interruption = await user.say(speak("Wait, stop please."))
         await asyncio.sleep(1.5)
@@ -132,9 +116,9 @@ async def test_user_talking_over_the_agent_stops_it(
         await user.leave()
 
     barge_in = interruption.start
-    stopped = _first_silence(user, after=barge_in)
+    stopped = user.audio.first_silence(after=barge_in)
     assert stopped - barge_in <= 0.5 + _JITTER_S, f"agent audio went on for {stopped - barge_in:.2f} s"
-    states = [(t, a[AVATAR_STATE_ATTRIBUTE]) for t, a in user.attributes if AVATAR_STATE_ATTRIBUTE in a]
+    states = user.label_changes()
     assert any(t > barge_in and s == "listening" for t, s in states), states
 
 
@@ -150,8 +134,7 @@ async def test_failing_llm_gets_an_apology_and_the_agent_stays(
     try:
         llm_mode.mode = mode  # type: ignore[assignment]
         asked = await user.say(speak(QUESTION))
-        await user.wait_until(lambda: _agent_state(user) == "speaking", timeout=30)
-        await user.wait_until(lambda: _agent_state(user) != "speaking", timeout=30)
+        await user.wait_for_answer()
         agent = [
             p for p in user.room.remote_participants.values()
             if p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
@@ -159,7 +142,7 @@ async def test_failing_llm_gets_an_apology_and_the_agent_stays(
         assert agent, "the agent left the room"
     finally:
         await user.leave()
-    start, end = _speech_spans(user, after=asked.end)
+    start, end = user.audio.loud_span(after=asked.end)
     reply = transcribe(user.audio.between(start - 0.2, end + 0.2)).lower()
     assert "answer right now" in reply or "can't answer" in reply, reply
 
@@ -185,17 +168,3 @@ async def test_rejoining_user_gets_a_new_session(
     second = await _join(livekit_server, room)
     await second.leave()
     assert worker.poll() is None, "the worker died"
-
-
-# Received audio trails the sender by the jitter buffer (about 100 ms here).
-_JITTER_S = 0.1
-
-
-def _first_silence(user: SimulatedUser, after: float, hold_s: float = 0.3) -> float:
-    """Arrival time of the first quiet chunk after ``after`` that starts ``hold_s`` of quiet."""
-    times, levels = user.audio.rms()
-    for i in np.flatnonzero(times > after):
-        window = (times >= times[i]) & (times < times[i] + hold_s)
-        if (levels[window] < 300).all():
-            return float(times[i])
-    raise AssertionError("agent audio never went quiet")

@@ -1,0 +1,81 @@
+"""The avatar on another machine: a separate participant publishing on the agent's behalf.
+
+Here the "other machine" is an ``AvatarServer`` on loopback; the worker runs
+with ``avatar.placement: remote`` and sends its TTS audio over data streams.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import pytest_asyncio
+
+from facetalk.agent.remote_avatar import AvatarServer, avatar_identity
+from facetalk.agent.scripted_llm_server import ScriptedLLMServer
+from facetalk.config import load_persona, load_pipeline
+from facetalk.livekit_server import LocalLiveKitServer
+from facetalk.simulated_user import SimulatedUser
+
+from .conftest import CONFIGS, running_worker
+from .speech import mouth_box, mouth_motion, speak, transcribe
+
+pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def scripted_llm() -> AsyncIterator[ScriptedLLMServer]:
+    async with ScriptedLLMServer(rules={"name": "My name is Astra."}) as server:
+        yield server
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def avatar_server() -> AsyncIterator[AvatarServer]:
+    server = AvatarServer(
+        load_persona(CONFIGS / "persona.yaml"), load_pipeline(CONFIGS / "pipeline.yaml").avatar, port=0
+    )
+    await server.start()
+    yield server
+    await server.aclose()
+
+
+@pytest.fixture(scope="module")
+def remote_worker(
+    livekit_server: LocalLiveKitServer,
+    scripted_llm: ScriptedLLMServer,
+    avatar_server: AvatarServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[subprocess.Popen[bytes]]:
+    pipeline = {
+        "llm": {"provider": "openai", "base_url": scripted_llm.base_url, "model": "scripted"},
+        "avatar": {"placement": "remote", "remote_url": avatar_server.url},
+    }
+    with running_worker(livekit_server, pipeline, tmp_path_factory.mktemp("worker")) as process:
+        yield process
+
+
+async def test_remote_avatar_speaks_for_the_agent(
+    livekit_server: LocalLiveKitServer, remote_worker: subprocess.Popen[bytes]
+) -> None:
+    """The user sees and hears the avatar participant, whose mouth moves with the agent's answer."""
+    user = SimulatedUser()
+    room = f"remote-{uuid.uuid4().hex[:8]}"
+    await user.join(livekit_server.url, livekit_server.token("person", room))
+    try:
+        await user.wait_for_greeting()
+        publishers = {p.identity: p for p in user.room.remote_participants.values()}
+        avatar = publishers[avatar_identity(room)]
+        assert {pub.kind for pub in avatar.track_publications.values()} >= {1, 2}  # audio + video
+        asked = await user.say(speak("What is your name?"))
+        await user.wait_for_answer()
+    finally:
+        await user.leave()
+
+    start, end = user.audio.loud_span(after=asked.end)
+    assert "astra" in transcribe(user.audio.between(start - 0.2, end + 0.2)).lower()
+    box = mouth_box(CONFIGS / "persona.yaml", user.video)
+    while_agent_speaks = mouth_motion(user.video, box, start + 0.3, end - 0.3)
+    while_user_speaks = mouth_motion(user.video, box, asked.start + 0.3, asked.end - 0.1)
+    assert while_agent_speaks > 3 * max(while_user_speaks, 0.2), (while_agent_speaks, while_user_speaks)
