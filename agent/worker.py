@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from livekit import rtc
 from livekit.agents import (
     AgentServer,
     AgentSession,
@@ -36,12 +38,14 @@ from livekit.agents.voice.agent_session import SessionConnectOptions
 from livekit.agents.voice.room_io import RoomOptions
 from ..config import PersonaConfig, PipelineConfig, WorkerConfig, load_persona, load_pipeline
 from ..dialogue.avatar_state import AvatarStateDriver
+from ..errors import FaceTalkError
 from ..dialogue.persona_agent import PersonaAgent
 from .avatar_output import start_avatar
 from .providers import build_llm, build_stt, build_tts, build_vad, describe
 
 __all__ = [
     "EMBEDDED_LLM_URL_ENV",
+    "PERSONA_ATTRIBUTE",
     "PERSONA_ENV",
     "PIPELINE_ENV",
     "WorkerResources",
@@ -52,6 +56,8 @@ __all__ = [
 
 logger = logging.getLogger("facetalk.agent")
 
+PERSONA_ATTRIBUTE = "facetalk.persona"
+"""User participant attribute naming a persona file (its stem) beside the default persona."""
 PERSONA_ENV = "FACETALK_PERSONA"
 PIPELINE_ENV = "FACETALK_PIPELINE"
 EMBEDDED_LLM_URL_ENV = "FACETALK_EMBEDDED_LLM_URL"
@@ -65,6 +71,7 @@ _LLM_CONN_OPTIONS = APIConnectOptions(max_retry=0, timeout=8.0)
 class WorkerResources:
     """What one worker process loads once and shares between its rooms."""
 
+    persona_path: Path
     persona: PersonaConfig
     pipeline: PipelineConfig
     vad: vad.VAD
@@ -77,12 +84,34 @@ class WorkerResources:
         pipeline = load_pipeline(pipeline_path)
         speech_detector = build_vad(pipeline.vad)
         return cls(
+            persona_path=Path(persona_path),
             persona=persona,
             pipeline=pipeline,
             vad=speech_detector,
             stt=build_stt(pipeline.stt, speech_detector),
             tts=build_tts(pipeline.tts, persona.voice),
         )
+
+    def persona_for(self, participant: rtc.RemoteParticipant) -> PersonaConfig:
+        """The persona the user chose (``facetalk.persona``), else the default one."""
+        chosen = participant.attributes.get(PERSONA_ATTRIBUTE, "")
+        if not chosen or chosen == self.persona_path.stem:
+            return self.persona
+        path = self.persona_path.parent / f"{chosen}.yaml"
+        if not re.fullmatch(r"[\w-]+", chosen) or not path.is_file():
+            logger.warning("unknown persona %r requested; using %s", chosen, self.persona.name)
+            return self.persona
+        try:
+            return load_persona(path)
+        except FaceTalkError as e:
+            logger.warning("persona %r is invalid, using %s: %s", chosen, self.persona.name, e)
+            return self.persona
+
+    def tts_for(self, persona: PersonaConfig) -> tts.TTS:
+        """The shared TTS, or one for a persona with another voice (voices are cached)."""
+        if persona.voice == self.persona.voice:
+            return self.tts
+        return build_tts(self.pipeline.tts, persona.voice)
 
     @classmethod
     def from_env(cls) -> WorkerResources:
@@ -97,15 +126,17 @@ def prewarm(proc: JobProcess) -> None:
 async def entrypoint(ctx: JobContext) -> None:
     """Run one conversation in ``ctx.room`` until the user leaves."""
     resources: WorkerResources = ctx.proc.userdata.get("facetalk") or WorkerResources.from_env()
-    persona, pipeline = resources.persona, resources.pipeline
-    logger.info("joining %s as %s (%s)", ctx.room.name, persona.name, describe(pipeline))
+    pipeline = resources.pipeline
     await ctx.connect()
+    user = await ctx.wait_for_participant()
+    persona = resources.persona_for(user)
+    logger.info("talking in %s as %s (%s)", ctx.room.name, persona.name, describe(pipeline))
 
     session: AgentSession = AgentSession(
         vad=resources.vad,
         stt=resources.stt,
         llm=build_llm(pipeline.llm, embedded_base_url=os.environ.get(EMBEDDED_LLM_URL_ENV)),
-        tts=resources.tts,
+        tts=resources.tts_for(persona),
         turn_handling={
             "turn_detection": "vad",
             "endpointing": {
@@ -138,7 +169,9 @@ async def entrypoint(ctx: JobContext) -> None:
     await session.start(
         PersonaAgent(persona),
         room=ctx.room,
-        room_options=RoomOptions(close_on_disconnect=True, delete_room_on_close=True),
+        room_options=RoomOptions(
+            participant_identity=user.identity, close_on_disconnect=True, delete_room_on_close=True
+        ),
     )
 
 
