@@ -23,11 +23,15 @@ export class LatencyReadout {
     this.startedAt = null;
     this.fromAgent = false;
     this.userTurn = {};
-    this.show('Reply time appears after the first answer.', 'none');
+    this.show('Reply time –', 'appears after the first answer', 'none');
   }
 
-  show(text, source) {
-    this.element.textContent = text;
+  show(headline, detail, source) {
+    const strong = document.createElement('strong');
+    strong.textContent = headline;
+    const small = document.createElement('span');
+    small.textContent = detail;
+    this.element.replaceChildren(strong, small);
     this.element.dataset.source = source;
   }
 
@@ -42,7 +46,7 @@ export class LatencyReadout {
     const elapsed = (performance.now() - this.startedAt) / 1000;
     this.startedAt = null;
     if (!this.fromAgent) {
-      this.show(`Reply time ${seconds(elapsed)} (your final transcript → avatar answers, timed in this page)`, 'page');
+      this.show(`Reply time ${seconds(elapsed)}`, 'your final transcript → avatar answers, timed in this page', 'page');
     }
   }
 
@@ -59,10 +63,10 @@ export class LatencyReadout {
       ['LLM', metrics.llm_node_ttft],
       ['TTS', metrics.tts_node_ttfb],
     ].filter(([, value]) => value !== undefined);
-    const breakdown = parts.map(([name, value]) => `${name} ${seconds(value)}`).join(' · ');
+    const breakdown = parts.map(([name, value]) => `${name} ${seconds(value)}`);
     this.show(
-      `Reply time ${seconds(metrics.e2e_latency)} (end of your speech → avatar's voice, agent metrics)` +
-        (breakdown ? `: ${breakdown}` : ''),
+      `Reply time ${seconds(metrics.e2e_latency)}`,
+      ["end of your speech → avatar's voice (agent metrics)", ...breakdown].join(' · '),
       'agent',
     );
   }
