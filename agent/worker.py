@@ -41,6 +41,7 @@ from ..dialogue.avatar_state import AvatarStateDriver
 from ..errors import FaceTalkError
 from ..dialogue.persona_agent import PersonaAgent
 from .avatar_output import start_avatar
+from .turn_metrics import publish_turn_metrics
 from .providers import build_llm, build_stt, build_tts, build_vad, describe
 
 __all__ = [
@@ -163,6 +164,7 @@ async def entrypoint(ctx: JobContext) -> None:
         states.detach(session)
 
     ctx.add_shutdown_callback(stop_states)
+    publish_turn_metrics(ctx, session)
     # One conversation per room: when the user leaves, the room is deleted, the
     # job ends and its memory is freed; a user who comes back gets a new room,
     # hence a fresh job and session.

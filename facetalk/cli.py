@@ -208,6 +208,50 @@ def demo(
     run_demo(persona, pipeline, port=port, console=console)
 
 
+eval_app = typer.Typer(help="Measure the avatar from the user's side.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+
+
+@eval_app.command("latency")
+@reports_errors
+def eval_latency(
+    turns: Annotated[int, typer.Option(min=1, max=500, help="User turns per room.")] = 20,
+    script: Annotated[Path | None, typer.Option(help="YAML list of turns (text or wav, interrupt).")] = None,
+    llm: Annotated[str, typer.Option(help="'scripted', 'embedded', or an OpenAI-compatible base URL.")] = "scripted",
+    rooms: Annotated[int, typer.Option(min=1, max=16, help="Simulated users talking at once.")] = 1,
+    persona: PersonaOption = DEFAULT_PERSONA,
+    pipeline: PipelineOption = DEFAULT_PIPELINE,
+    out: Annotated[Path, typer.Option(help="Folder for report.json and report.html.")] = Path("latency-report"),
+) -> None:
+    """Talk to a local worker as simulated users and report turn-taking latency."""
+    import asyncio
+    import json
+
+    from rich.progress import Progress
+
+    from .eval.latency import run_latency_eval
+    from .eval.report import build_report, print_summary, write_html
+    from .eval.script import DEFAULT_SCRIPT, load_script
+
+    turn_list = load_script(script) if script else list(DEFAULT_SCRIPT)
+    load_config(persona)
+    load_config(pipeline)
+    out.mkdir(parents=True, exist_ok=True)
+    with Progress(console=console) as progress:
+        task = progress.add_task("conversing", total=turns * rooms)
+        run = asyncio.run(
+            run_latency_eval(
+                turns=turns, script=turn_list, llm=llm, rooms=rooms, persona=persona, pipeline=pipeline,
+                on_turn=lambda: progress.advance(task), work_dir=out / "logs",
+            )
+        )  # fmt: skip
+    report = build_report(run)
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    write_html(report, out / "report.html")
+    print_summary(report, console)
+    console.print(f"wrote {out / 'report.json'} and {out / 'report.html'}")
+
+
 # The avatar's commands live with the avatar; imported here, after reports_errors exists.
 from .avatar.cli import bench_app, models_app, persona_app, render_command  # noqa: E402
 

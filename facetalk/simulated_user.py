@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 from livekit import rtc
 
+from .agent.turn_metrics import METRICS_TOPIC
 from .dialogue.avatar_state import AVATAR_STATE_ATTRIBUTE
 
 __all__ = ["ReceivedAudio", "ReceivedVideo", "SimulatedUser", "Utterance"]
@@ -97,7 +99,9 @@ class SimulatedUser:
         self.video = ReceivedVideo()
         self.transcripts: list[tuple[float, str, str, bool]] = []  # (t, identity, text, final)
         self.attributes: list[tuple[float, dict[str, str]]] = []  # agent attribute changes
+        self.turn_metrics: list[tuple[float, dict]] = []  # the agent's per-message stage metrics
         self.joined_at = 0.0
+        self.room_name = ""
         self._keep = keep_video_size
         # A short queue: with the default (1 s) the always-flowing silence would
         # delay every utterance by a second and blur its timestamps.
@@ -108,9 +112,11 @@ class SimulatedUser:
     async def join(self, url: str, token: str) -> None:
         self.room.on("track_subscribed", self._on_track)
         self.room.on("participant_attributes_changed", self._on_attributes)
+        self.room.on("data_received", self._on_data)
         self.room.register_text_stream_handler("lk.transcription", self._on_transcription)
         self.joined_at = time.monotonic()
         await self.room.connect(url, token)
+        self.room_name = self.room.name
         track = rtc.LocalAudioTrack.create_audio_track("mic", self._mic)
         await self.room.local_participant.publish_track(
             track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
@@ -217,6 +223,10 @@ class SimulatedUser:
     def _on_attributes(self, changed: dict[str, str], participant: rtc.Participant) -> None:
         if participant.identity != self.room.local_participant.identity:
             self.attributes.append((time.monotonic(), dict(changed)))
+
+    def _on_data(self, packet: rtc.DataPacket) -> None:
+        if packet.topic == METRICS_TOPIC:
+            self.turn_metrics.append((time.monotonic(), json.loads(packet.data)))
 
     def _on_transcription(self, reader: rtc.TextStreamReader, identity: str) -> None:
         async def read() -> None:

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import functools
 import re
-from pathlib import Path
 
 import numpy as np
 
 from facetalk.agent.pcm import resample_int16
 from facetalk.avatar import speech as avatar_speech
-from facetalk.simulated_user import MIC_RATE, ReceivedVideo
+from facetalk.simulated_user import MIC_RATE
 
 
 @functools.cache
@@ -51,26 +50,3 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
         for j, h in enumerate(hyp, 1):
             prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
     return row[-1] / max(len(ref), 1)
-
-
-def mouth_box(persona_yaml: Path, video: ReceivedVideo) -> tuple[int, int, int, int]:
-    """The lips' bounding box (x0, y0, x1, y1) in the recorded small frames."""
-    from facetalk.avatar.landmarks import MeshIndex
-    from facetalk.avatar.persona import prepare_persona
-    from facetalk.config import load_persona
-
-    width, _ = video.size
-    pack = prepare_persona(load_persona(persona_yaml).portrait, resolution=width)
-    lips = pack.points[list(MeshIndex.LIPS_UPPER_OUTER + MeshIndex.LIPS_LOWER_OUTER), :2]
-    scale = video.frames[0].shape[1] / width
-    (x0, y0), (x1, y1) = lips.min(axis=0) * scale, lips.max(axis=0) * scale
-    pad = 0.15 * (x1 - x0)
-    return int(x0 - pad), int(y0 - pad), int(np.ceil(x1 + pad)), int(np.ceil(y1 + 2 * pad))
-
-
-def mouth_motion(video: ReceivedVideo, box: tuple[int, int, int, int], start: float, end: float) -> float:
-    """Mean absolute frame-to-frame change of the mouth box over [start, end] (grey levels)."""
-    x0, y0, x1, y1 = box
-    picked = [f[y0:y1, x0:x1].astype(np.float32) for t, f in zip(video.times, video.frames, strict=True) if start <= t <= end]
-    assert len(picked) >= 3, f"only {len(picked)} frames between {start:.2f} and {end:.2f}"
-    return float(np.mean([np.abs(b - a).mean() for a, b in zip(picked, picked[1:])]))

@@ -19,11 +19,13 @@ import pytest_asyncio
 from livekit import api, rtc
 
 from facetalk.agent.scripted_llm_server import ScriptedLLMServer
+from facetalk.config import load_persona
+from facetalk.eval.mouth import MouthRegion
 from facetalk.livekit_server import LocalLiveKitServer
 from facetalk.simulated_user import SimulatedUser
 
 from .conftest import CONFIGS, running_worker
-from .speech import mouth_box, mouth_motion, speak, transcribe, word_error_rate
+from .speech import speak, transcribe, word_error_rate
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
@@ -95,9 +97,9 @@ async def test_agent_hears_answers_and_animates(
     answer = transcribe(user.audio.between(start - 0.2, end + 0.2))
     assert "astra" in answer.lower(), answer
 
-    box = mouth_box(CONFIGS / "persona.yaml", user.video)
-    while_agent_speaks = mouth_motion(user.video, box, start + 0.3, end - 0.3)
-    while_user_speaks = mouth_motion(user.video, box, asked.start + 0.3, asked.end - 0.1)
+    mouth = MouthRegion.for_persona(load_persona(CONFIGS / "persona.yaml"), user.video)
+    while_agent_speaks = mouth.motion(user.video, start + 0.3, end - 0.3)
+    while_user_speaks = mouth.motion(user.video, asked.start + 0.3, asked.end - 0.1)
     assert while_agent_speaks > 3 * max(while_user_speaks, 0.2), (while_agent_speaks, while_user_speaks)
 
 

@@ -1,0 +1,155 @@
+"""Per-turn latency figures, computed from what the simulated user received.
+
+Every time is ``time.monotonic()`` in the measuring process, taken when audio
+or video had been received and decoded (see :mod:`facetalk.simulated_user`).
+Definitions (also in docs/latency.md):
+
+- *end of user speech*: the last sample above speech level in the audio the
+  user sent, placed at its play-out time;
+- ``response_ms``: end of user speech → first received agent audio above
+  speech level;
+- ``avatar_ms``: end of user speech → first received frame whose mouth is
+  open beyond its listening range;
+- ``lipsync_lag_ms``: the lag maximising the correlation between the received
+  agent audio's loudness and the mouth's openness over the answer (positive:
+  video later than audio);
+- ``barge_in_audio_stop_ms``: onset of the interrupting speech → start of the
+  first 300 ms of quiet in received agent audio;
+- ``barge_in_listening_ms``: same onset → first frame from which the mouth
+  stays closed for 200 ms.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..simulated_user import SPEECH_RMS, SimulatedUser, Utterance
+from .mouth import MouthRegion
+
+__all__ = ["STAGES", "JoinResult", "TurnResult", "measure_join", "measure_turn", "voiced_bounds"]
+
+STAGES = ("end_of_turn_delay", "transcription_delay", "llm_node_ttft", "tts_node_ttfb", "playback_latency", "e2e_latency")
+"""The agent's own per-reply metrics (livekit-agents' MetricsReport), reported in ms."""
+
+_MAX_LAG_S = 0.3
+_CLOSED_FRAMES = 5  # 200 ms at 25 fps
+
+
+@dataclass
+class TurnResult:
+    """The figures of one user turn; None where a figure does not apply or was not seen."""
+
+    index: int
+    text: str
+    interrupt: bool
+    room: str
+    speech_start: float
+    speech_end: float
+    response_ms: float | None = None
+    avatar_ms: float | None = None
+    lipsync_lag_ms: float | None = None
+    barge_in_audio_stop_ms: float | None = None
+    barge_in_listening_ms: float | None = None
+    stages_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class JoinResult:
+    room: str
+    join_first_frame_ms: float | None
+    join_greeting_ms: float | None
+    delivered_fps: float
+
+
+def voiced_bounds(utterance: Utterance, samples: np.ndarray, rate: int) -> tuple[float, float]:
+    """Play-out times of the first and last speech-level sample of what the user said."""
+    frame = rate // 100
+    usable = samples[: len(samples) // frame * frame].astype(np.float64).reshape(-1, frame)
+    loud = np.flatnonzero(np.sqrt((usable**2).mean(axis=1)) > SPEECH_RMS)
+    if not len(loud):
+        return utterance.start, utterance.end
+    return utterance.start + loud[0] * 0.01, utterance.start + (loud[-1] + 1) * 0.01
+
+
+def _mouth_threshold(openness: np.ndarray, times: np.ndarray, start: float, end: float) -> float:
+    """Openness above the listening range seen while the user spoke."""
+    listening = openness[(times >= start) & (times <= end)]
+    base = float(np.percentile(listening, 95)) if len(listening) else 0.0
+    return base + 0.02
+
+
+def _lipsync_lag_ms(user: SimulatedUser, mouth: MouthRegion, start: float, end: float) -> float | None:
+    frame_times, openness = mouth.openness(user.video)
+    pick = (frame_times >= start) & (frame_times <= end)
+    if pick.sum() < 20 or openness[pick].std() == 0:
+        return None
+    audio_times, levels = user.audio.rms()
+    smoothed = np.convolve(levels, np.ones(4) / 4, mode="same")  # 40 ms, about one frame
+    best_lag, best_corr = None, -2.0
+    for lag in np.arange(-_MAX_LAG_S, _MAX_LAG_S + 1e-9, 0.01):
+        envelope = np.interp(frame_times[pick] - lag, audio_times, smoothed)
+        if envelope.std() == 0:
+            continue
+        corr = float(np.corrcoef(openness[pick], envelope)[0, 1])
+        if corr > best_corr:
+            best_lag, best_corr = lag, corr
+    return None if best_lag is None else best_lag * 1000
+
+
+def measure_turn(
+    user: SimulatedUser,
+    mouth: MouthRegion,
+    *,
+    index: int,
+    text: str,
+    interrupt: bool,
+    voiced: tuple[float, float],
+    until: float,
+) -> TurnResult:
+    """Figures for the turn whose speech spans ``voiced``, looking at what arrived before ``until``."""
+    start, end = voiced
+    result = TurnResult(index, text, interrupt, user.room_name, start, end)
+    frame_times, openness = mouth.openness(user.video)
+    threshold = _mouth_threshold(openness, frame_times, start + 0.2, end)
+
+    first_audio = user.audio.first_loud(after=end)
+    if first_audio is not None and first_audio < until:
+        result.response_ms = (first_audio - end) * 1000
+        answer_end = user.audio.loud_span(after=end)[1]
+        result.lipsync_lag_ms = _lipsync_lag_ms(user, mouth, first_audio, min(answer_end, until))
+    opened = np.flatnonzero((frame_times > end) & (frame_times < until) & (openness > threshold))
+    if len(opened):
+        result.avatar_ms = (frame_times[opened[0]] - end) * 1000
+
+    if interrupt:
+        result.barge_in_audio_stop_ms = (user.audio.first_silence(after=start) - start) * 1000
+        after = np.flatnonzero(frame_times > start)
+        closed = openness[after] <= threshold
+        for i in range(len(after) - _CLOSED_FRAMES):
+            if closed[i : i + _CLOSED_FRAMES].all():
+                result.barge_in_listening_ms = (frame_times[after[i]] - start) * 1000
+                break
+
+    # The user's message carries the end-of-turn stages, the agent's reply the rest.
+    for role in ("user", "assistant"):
+        for arrived, report in user.turn_metrics:
+            if report.get("role") == role and end < arrived < until:
+                metrics = report.get("metrics", {})
+                result.stages_ms |= {k: metrics[k] * 1000 for k in STAGES if k in metrics}
+                break
+    return result
+
+
+def measure_join(user: SimulatedUser) -> JoinResult:
+    """Join figures, and the video frame rate delivered over the whole session."""
+    first_frame = user.video.times[0] if user.video.times else None
+    greeting = user.audio.first_loud(after=user.joined_at)
+    span = (user.video.times[-1] - user.video.times[0]) if len(user.video.times) > 1 else 0.0
+    return JoinResult(
+        room=user.room_name,
+        join_first_frame_ms=None if first_frame is None else (first_frame - user.joined_at) * 1000,
+        join_greeting_ms=None if greeting is None else (greeting - user.joined_at) * 1000,
+        delivered_fps=(len(user.video.times) - 1) / span if span > 0 else 0.0,
+    )

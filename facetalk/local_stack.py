@@ -1,0 +1,91 @@
+"""Run the worker as users run it, beside a local server, for tests and evaluations.
+
+:func:`running_worker` starts ``facetalk agent start`` in a child process with
+a pipeline derived from a base file, waits until it has registered with the
+LiveKit server (a room created before that would never get an agent), and
+always stops it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import FaceTalkError
+from .livekit_server import LocalLiveKitServer
+
+__all__ = ["running_worker"]
+
+_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+@contextlib.contextmanager
+def running_worker(
+    server: LocalLiveKitServer,
+    pipeline: dict[str, Any],
+    folder: Path,
+    *,
+    persona: Path = _CONFIGS / "persona.yaml",
+    base_pipeline: Path = _CONFIGS / "pipeline.yaml",
+    show_log: bool = True,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``facetalk agent start`` with ``pipeline`` merged one level deep over ``base_pipeline``.
+
+    The worker never refuses a room for load (``load_threshold`` 10) and picks
+    a free health port. Its log is in ``folder/worker.log`` and, with
+    ``show_log``, printed when it stops, so a failing test shows it.
+    """
+    config = yaml.safe_load(base_pipeline.read_text())
+    config["worker"] = {"load_threshold": 10.0, "num_idle_processes": 1, "http_port": 0}
+    for section, values in pipeline.items():
+        replace = section == "llm" or not isinstance(values, dict)
+        config[section] = values if replace else {**config.get(section, {}), **values}
+    folder.mkdir(parents=True, exist_ok=True)
+    pipeline_path = folder / "pipeline.yaml"
+    pipeline_path.write_text(yaml.safe_dump(config))
+    log_path = folder / "worker.log"
+    env = {
+        **os.environ,
+        "LIVEKIT_URL": server.url,
+        "LIVEKIT_API_KEY": server.api_key,
+        "LIVEKIT_API_SECRET": server.api_secret,
+    }
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "facetalk", "agent", "--persona", str(persona),
+             "--pipeline", str(pipeline_path), "start"],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            _wait_for_log(log_path, "registered worker", process, timeout_s=120)
+            yield process
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            if show_log:
+                print(f"--- worker log ({log_path}) ---")
+                print(log_path.read_text(errors="replace")[-6000:])
+
+
+def _wait_for_log(path: Path, needle: str, process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """Block until ``needle`` is in the log, or fail if the process exits or time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while needle not in path.read_text(errors="replace"):
+        if process.poll() is not None:
+            tail = path.read_text(errors="replace")[-2000:]
+            raise FaceTalkError(f"the worker exited with {process.returncode} before it registered:\n{tail}")
+        if time.monotonic() > deadline:
+            raise FaceTalkError(f"the worker did not register within {timeout_s} s (log: {path})")
+        time.sleep(0.2)

@@ -1,0 +1,71 @@
+"""`facetalk eval latency` measures a real conversation and reports plausible figures."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from facetalk.eval.report import MEASURES
+from facetalk.eval.script import load_script
+from facetalk.errors import FaceTalkError
+
+pytestmark = pytest.mark.e2e
+
+SCRIPT = """\
+- text: What is your name?
+- text: Tell me a long story about the stars.
+- text: Wait, stop, please.
+  interrupt: true
+"""
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A 3-turn run against a local server and worker, with the scripted LLM."""
+    folder = tmp_path_factory.mktemp("latency")
+    (folder / "script.yaml").write_text(SCRIPT)
+    result = subprocess.run(
+        [sys.executable, "-m", "facetalk", "eval", "latency", "--turns", "3", "--llm", "scripted",
+         "--script", str(folder / "script.yaml"), "--out", str(folder / "out")],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "response_ms" in result.stdout  # the terminal summary
+    assert (folder / "out" / "report.html").read_text().count("<img") == 3
+    return json.loads((folder / "out" / "report.json").read_text())
+
+
+def test_every_figure_is_present_and_plausible(report: dict) -> None:
+    """Each measure was seen and lies in a believable range."""
+    for measure in MEASURES:
+        stats = report["summary"][measure]
+        assert stats["n"] > 0, measure
+        if measure == "lipsync_lag_ms":
+            assert abs(stats["p50"]) <= 300
+        else:
+            assert 0 < stats["p50"] < 10_000, (measure, stats)
+    assert len(report["turns"]) == 3
+    assert report["turns"][2]["barge_in_audio_stop_ms"] is not None
+
+
+def test_user_side_figures_agree_with_the_agents_stages(report: dict) -> None:
+    """The user hears the answer after the agent's stages, and soon after the agent starts it."""
+    for turn in report["turns"]:
+        stages = turn["stages_ms"]
+        if turn["response_ms"] is None or "e2e_latency" not in stages:
+            continue
+        assert turn["response_ms"] >= stages["llm_node_ttft"] + stages["tts_node_ttfb"]
+        assert stages["e2e_latency"] - 150 <= turn["response_ms"] <= stages["e2e_latency"] + 1000
+        assert turn["avatar_ms"] is not None and turn["avatar_ms"] >= turn["response_ms"] - 200
+
+
+def test_bad_script_is_explained(tmp_path: Path) -> None:
+    """A script turn with neither text nor wav is refused with the rule."""
+    path = tmp_path / "script.yaml"
+    path.write_text("- interrupt: true\n")
+    with pytest.raises(FaceTalkError, match="exactly one of 'text' or 'wav'"):
+        load_script(path)
