@@ -1,9 +1,10 @@
-"""``make demo``: a local LiveKit server, the agent worker, and how to join.
+"""``make demo``: a local LiveKit server, the agent worker, the web page, and how to join.
 
 Everything runs on loopback with the embedded defaults. The worker is the
 same ``facetalk agent start`` a user would run, in a child process, so the
 demo exercises the real dispatch path: a room gets an agent when a person
-joins it.
+joins it. ``facetalk web`` runs beside it, also as users run it, offering the
+personas of the worker's persona folder.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from .livekit_server import LocalLiveKitServer, free_port, make_token
 __all__ = ["run_demo"]
 
 DEMO_ROOM = "facetalk-demo"
+WEB_PORT = 8080
 
 
-def run_demo(persona: Path, pipeline: Path, *, port: int, console: Console) -> None:
+def run_demo(persona: Path, pipeline: Path, *, port: int, console: Console, web_port: int = WEB_PORT) -> None:
     """Run until Ctrl-C (or until the worker exits), then stop everything."""
     with LocalLiveKitServer(port=port, rtc_tcp_port=free_port()) as server:
         env = {
@@ -37,28 +39,36 @@ def run_demo(persona: Path, pipeline: Path, *, port: int, console: Console) -> N
             [sys.executable, "-m", "facetalk", "agent", "--persona", str(persona), "--pipeline", str(pipeline), "start"],
             env=env,
         )
+        web = subprocess.Popen(
+            [sys.executable, "-m", "facetalk", "web", "--port", str(web_port), "--personas", str(persona.parent)],
+            env=env,
+        )
         try:
             token = make_token("you", DEMO_ROOM, api_key=server.api_key, api_secret=server.api_secret, ttl_s=6 * 3600)
             console.print(
                 Panel.fit(
+                    f"Open [bold]http://127.0.0.1:{web_port}[/] in a browser to talk to the avatar.\n\n"
                     f"LiveKit server: [bold]{server.url}[/]  (keys devkey / secret)\n"
                     f"Room: [bold]{DEMO_ROOM}[/]\n\n"
-                    "Join from any LiveKit client with this URL and token:\n"
+                    "Or join from any LiveKit client with this URL and token:\n"
                     f"[dim]{token}[/]\n\n"
                     "The agent joins as soon as you do. Ctrl-C stops everything.",
                     title="FaceTalk demo",
                 ),
                 soft_wrap=True,
             )
-            while worker.poll() is None:
+            while worker.poll() is None and web.poll() is None:
                 time.sleep(0.5)
-            console.print(f"[red]the worker exited with code {worker.returncode}[/]")
+            for name, child in (("worker", worker), ("web server", web)):
+                if child.poll() is not None:
+                    console.print(f"[red]the {name} exited with code {child.returncode}[/]")
         except KeyboardInterrupt:
             console.print("stopping…")
         finally:
-            if worker.poll() is None:
-                worker.terminate()
-                try:
-                    worker.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    worker.kill()
+            for child in (web, worker):
+                if child.poll() is None:
+                    child.terminate()
+                    try:
+                        child.wait(timeout=15)
+                    except subprocess.TimeoutExpired:
+                        child.kill()
