@@ -201,6 +201,8 @@ class FasterWhisperSTT(stt.STT):
             device=cfg.device,
             compute_type=cfg.compute_type,
             language=cfg.language or None,
+            beam_size=cfg.beam_size,
+            interim_interval=cfg.interim_interval_s,
         )
 
     @property

@@ -147,7 +147,11 @@ async def entrypoint(ctx: JobContext) -> None:
             "interruption": {
                 "enabled": pipeline.turn.allow_interruptions,
                 "mode": "vad",
-                "min_duration": 0.3,
+                "min_duration": pipeline.turn.min_interruption_s,
+            },
+            "preemptive_generation": {
+                "enabled": pipeline.turn.preemptive_generation,
+                "preemptive_tts": pipeline.turn.preemptive_generation,
             },
         },
         # No echo reaches the agent through a LiveKit room with AEC on the

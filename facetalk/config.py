@@ -157,6 +157,10 @@ class STTConfig(_Strict):
     language: str = "en"
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     compute_type: str = "int8"
+    beam_size: int = Field(default=1, ge=1, le=10, description="1 is greedy and fastest.")
+    interim_interval_s: float = Field(
+        default=1.0, gt=0.0, description="Seconds of new speech between interim transcripts."
+    )
 
 
 class VADConfig(_Strict):
@@ -246,9 +250,17 @@ class AvatarConfig(_Strict):
 class TurnConfig(_Strict):
     """Turn-taking: how long silence ends a turn, when the avatar goes idle."""
 
-    min_endpointing_delay_s: float = Field(default=0.3, ge=0.0)
+    min_endpointing_delay_s: float = Field(default=0.2, ge=0.0)
     max_endpointing_delay_s: float = Field(default=3.0, gt=0.0)
     allow_interruptions: bool = True
+    min_interruption_s: float = Field(
+        default=0.3, ge=0.0, description="Speech over the agent that counts as an interruption."
+    )
+    preemptive_generation: bool = Field(
+        default=True,
+        description="Start the LLM and TTS on the final transcript, before the turn is "
+        "committed; a reply to words the user then extends is discarded.",
+    )
     idle_after_s: float = Field(default=8.0, gt=0.0)
 
 
