@@ -65,6 +65,19 @@ class MotionParams:
         return cls(*(float(v) for v in values))
 
 
+@dataclass
+class _Shared:
+    """The slow processes all labels draw on, for one frame (each about -1..1)."""
+
+    sway_x: float
+    sway_y: float
+    sway_r: float
+    breath: float
+    blink: float
+    nod: float
+    emphasis: float
+
+
 class _Smoothed:
     """A one-pole filter with separate attack and release, per frame."""
 
@@ -144,7 +157,7 @@ class MotionSynthesizer:
 
     # --- shared slow processes ----------------------------------------------
 
-    def _shared_step(self, features: AudioFeatures) -> dict[str, float]:
+    def _shared_step(self, features: AudioFeatures) -> _Shared:
         t = self._frame / self._fps
         p = self._phases
         sway = (math.sin(2 * math.pi * 0.11 * t + p[0]) + 0.5 * math.sin(2 * math.pi * 0.23 * t + p[1]),
@@ -167,8 +180,8 @@ class MotionSynthesizer:
         # Prosody: emphasis is energy above its running average (stressed syllables).
         self._energy_avg += 0.05 * (features.energy - self._energy_avg)
         emphasis = self._emphasis(max(0.0, features.energy - self._energy_avg))
-        return {"sway_x": sway[0], "sway_y": sway[1], "sway_r": sway[2], "breath": breath,
-                "blink": blink, "nod": nod, "emphasis": emphasis}
+        return _Shared(sway_x=sway[0], sway_y=sway[1], sway_r=sway[2], breath=breath,
+                       blink=blink, nod=nod, emphasis=emphasis)
 
     @staticmethod
     def _blink_profile(t: float) -> float:
@@ -179,27 +192,27 @@ class MotionSynthesizer:
 
     # --- per-label behaviour --------------------------------------------------
 
-    def _behaviour(self, label: Label, f: AudioFeatures, s: dict[str, float]) -> np.ndarray:
-        m = MotionParams(blink=min(1.0, s["blink"]), gaze_x=float(self._gaze[0]), gaze_y=float(self._gaze[1]))
+    def _behaviour(self, label: Label, f: AudioFeatures, s: _Shared) -> np.ndarray:
+        m = MotionParams(blink=min(1.0, s.blink), gaze_x=float(self._gaze[0]), gaze_y=float(self._gaze[1]))
         if label == Label.SPEAKING:
             opening = self._open(f.energy ** 0.8)
             m.jaw = 0.04 + 0.9 * opening
             m.mouth_width = self._width((f.brightness - 0.45) * 1.6 * min(1.0, 2 * f.energy))
-            m.brow = 0.9 * s["emphasis"]
-            m.pitch = 0.25 * s["sway_y"] + 1.2 * s["emphasis"]
-            m.yaw, m.roll = 0.35 * s["sway_x"], 0.2 * s["sway_r"]
+            m.brow = 0.9 * s.emphasis
+            m.pitch = 0.25 * s.sway_y + 1.2 * s.emphasis
+            m.yaw, m.roll = 0.35 * s.sway_x, 0.2 * s.sway_r
             m.gaze_x, m.gaze_y = 0.4 * m.gaze_x, 0.4 * m.gaze_y  # talks to the camera
         elif label == Label.LISTENING:
             m.smile = 0.25
-            m.pitch = 0.15 * s["sway_y"] + 0.8 * s["nod"]
-            m.yaw, m.roll = 0.2 * s["sway_x"], 0.25 + 0.15 * s["sway_r"]
+            m.pitch = 0.15 * s.sway_y + 0.8 * s.nod
+            m.yaw, m.roll = 0.2 * s.sway_x, 0.25 + 0.15 * s.sway_r
             m.gaze_x, m.gaze_y = 0.25 * m.gaze_x, 0.25 * m.gaze_y  # attentive
             m.brow = 0.1
         else:
-            m.yaw, m.pitch, m.roll = 0.6 * s["sway_x"], 0.4 * s["sway_y"], 0.4 * s["sway_r"]
-            m.ty = 0.25 * s["breath"]
+            m.yaw, m.pitch, m.roll = 0.6 * s.sway_x, 0.4 * s.sway_y, 0.4 * s.sway_r
+            m.ty = 0.25 * s.breath
             m.brow = -0.05
-        m.ty += 0.1 * s["breath"]
+        m.ty += 0.1 * s.breath
         return m.as_array()
 
     def _apply_expression(self, m: MotionParams) -> MotionParams:

@@ -89,7 +89,7 @@ def _contact_sheet(frames: list[tuple[float, Label, np.ndarray]], path: Path, si
     tiles = []
     for t, label, image in frames:
         crop = image[int(0.14 * size):int(0.74 * size), int(0.2 * size):int(0.8 * size)]
-        tile = cv2.resize(crop, (256, 256), interpolation=cv2.INTER_AREA)
+        tile = cv2.resize(crop, (240, 240), interpolation=cv2.INTER_AREA)
         cv2.putText(tile, f"{t:4.1f}s {label.value}", (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 2)
         cv2.putText(tile, f"{t:4.1f}s {label.value}", (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (20, 20, 20), 1)
         tiles.append(tile)
@@ -108,7 +108,7 @@ def render_video(
     timeline: list[LabelChange] | None = None,
     expression: Expression | None = None,
     contact_sheet: Path | None = None,
-    sheet_frames: int = 16,
+    sheet_frames: int = 12,
     seed: int = 0,
     tail_s: float = 0.0,
     crf: int = 26,

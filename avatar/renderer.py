@@ -73,6 +73,21 @@ class _Eye:
     width: float
 
 
+@dataclass
+class _Gap:
+    """Where the parted lips show the mouth interior in this frame.
+
+    ``sub`` indexes the head box; ``alpha`` is the interior's coverage there;
+    ``edge_up``/``edge_low`` are the lips' edges per column, ``ys`` the rows.
+    """
+
+    sub: tuple[slice, slice]
+    alpha: np.ndarray
+    edge_up: np.ndarray
+    edge_low: np.ndarray
+    ys: np.ndarray
+
+
 class CpuRenderer:
     """Renders frames of one persona; build once per stream, call per frame.
 
@@ -233,8 +248,6 @@ class CpuRenderer:
         weights = np.array([getattr(m, name) for name in _SMOOTH], np.float32)
         low = (self._smooth_basis @ weights).reshape(*self._low_shape, 2)
         disp = cv2.resize(low, (hw, hh), interpolation=cv2.INTER_LINEAR)
-        if disp.shape[0] != hh:  # resize drops a size-1 channel axis; never for 2 channels
-            raise AssertionError("unexpected displacement shape")
         map_x = self._grid_x - disp[:, :, 0]
         map_y = self._grid_y - disp[:, :, 1]
         # 2. Jaw: lower face down, lips part along the inner line.
@@ -251,13 +264,13 @@ class CpuRenderer:
         warped = cv2.remap(self._reference, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         # 5. Paint the mouth interior.
         if gap is not None:
-            self._paint_mouth(warped, *gap)
+            self._paint_mouth(warped, gap)
         for eye in self._eyes:
             self._lash_line(eye, warped, disp, m)
         frame[head.slices] = warped
         return frame
 
-    def _mouth(self, map_y: np.ndarray, disp: np.ndarray, delta: float) -> tuple | None:
+    def _mouth(self, map_y: np.ndarray, disp: np.ndarray, delta: float) -> _Gap | None:
         """Re-classify the mouth box into upper lip, lower lip and gap; fix the map there."""
         head, jb, mb = self._head, self._jaw_box, self._mouth_box
         rows = slice(mb.y0 - jb.y0, mb.y1 - jb.y0)
@@ -276,10 +289,11 @@ class CpuRenderer:
         alpha = np.clip(edge_low - ys, 0, 1) * np.clip(ys - edge_up, 0, 1)
         if not np.any(alpha > 0):
             return None
-        return sub, alpha.astype(np.float32), edge_up, edge_low, ys
+        return _Gap(sub=sub, alpha=alpha.astype(np.float32), edge_up=edge_up, edge_low=edge_low, ys=ys)
 
-    def _paint_mouth(self, warped: np.ndarray, sub, alpha, edge_up, edge_low, ys) -> None:
+    def _paint_mouth(self, warped: np.ndarray, g: _Gap) -> None:
         """Cavity with a tongue-coloured bottom, upper teeth band, shaded at the corners."""
+        sub, alpha, edge_up, edge_low, ys = g.sub, g.alpha, g.edge_up, g.edge_low, g.ys
         gap = np.maximum(edge_low - edge_up, 1e-3)
         t = np.clip((ys - edge_up) / gap, 0, 1)[..., None]  # 0 at the upper lip, 1 at the lower
         colour = _CAVITY_TOP * (1 - t**2) + _CAVITY_BOTTOM * t**2
