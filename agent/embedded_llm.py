@@ -16,11 +16,10 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 
 from ..errors import FaceTalkError
 from ..livekit_server import free_port
-from ..process import ServiceProcess
+from ..process import ServiceProcess, StartStopContext
 
 __all__ = ["EmbeddedLLMServer", "smollm2_path"]
 
@@ -43,7 +42,7 @@ def smollm2_path() -> Path:
 
 
 @dataclass
-class EmbeddedLLMServer:
+class EmbeddedLLMServer(StartStopContext):
     """``python -m llama_cpp.server`` on 127.0.0.1; a context manager."""
 
     model_path: Path = field(default_factory=smollm2_path)
@@ -84,14 +83,3 @@ class EmbeddedLLMServer:
     def stop(self) -> None:
         if self._service is not None:
             self._service.stop()
-
-    def __enter__(self) -> EmbeddedLLMServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

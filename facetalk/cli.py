@@ -8,12 +8,13 @@ traceback and with a non-zero exit code.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar
+from typing import Annotated, ParamSpec, Protocol, TypeVar
 
 import typer
 from rich.console import Console
@@ -138,6 +139,29 @@ def agent(
     run_worker_cli(persona, pipeline, ctx.args or ["--help"])
 
 
+class _HTTPService(Protocol):
+    @property
+    def url(self) -> str: ...
+
+    async def start(self) -> object: ...
+    async def aclose(self) -> None: ...
+
+
+def _serve_until_interrupted(service: _HTTPService, what: str) -> None:
+    """Start an asyncio HTTP service, say where it is, and run it until Ctrl-C."""
+
+    async def serve() -> None:
+        await service.start()
+        console.print(f"{what} on [bold]{service.url}[/]; Ctrl-C stops it")
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await service.aclose()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve())
+
+
 @app.command("avatar-server")
 @reports_errors
 def avatar_server(
@@ -147,23 +171,11 @@ def avatar_server(
     port: Annotated[int, typer.Option(help="HTTP port for POST /launch.")] = 8089,
 ) -> None:
     """Serve avatars for workers elsewhere (pipeline avatar.placement: remote)."""
-    import asyncio
-
     from .agent.remote_avatar import AvatarServer
     from .config import load_persona, load_pipeline
 
-    async def serve() -> None:
-        server = await AvatarServer(
-            load_persona(persona), load_pipeline(pipeline).avatar, host=host, port=port
-        ).start()
-        console.print(f"avatar server on [bold]{server.url}[/]; Ctrl-C stops it")
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await server.aclose()
-
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve())
+    server = AvatarServer(load_persona(persona), load_pipeline(pipeline).avatar, host=host, port=port)
+    _serve_until_interrupted(server, "avatar server")
 
 
 @app.command("web")
@@ -174,23 +186,12 @@ def web(
     personas: Annotated[Path, typer.Option(help="Folder of persona YAMLs to offer (the worker's).")] = DEFAULT_PERSONA.parent,
 ) -> None:
     """Serve the browser page and its join tokens (LiveKit keys from the environment)."""
-    import asyncio
-
     from .personas import PersonaCatalog
     from .web import WebServer, require_built_page
 
     require_built_page()
 
-    async def serve() -> None:
-        server = await WebServer(PersonaCatalog(personas), host=host, port=port).start()
-        console.print(f"FaceTalk web on [bold]{server.url}[/]; Ctrl-C stops it")
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await server.aclose()
-
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve())
+    _serve_until_interrupted(WebServer(PersonaCatalog(personas), host=host, port=port), "FaceTalk web")
 
 
 @app.command("demo")
@@ -224,7 +225,6 @@ def eval_latency(
     out: Annotated[Path, typer.Option(help="Folder for report.json and report.html.")] = Path("latency-report"),
 ) -> None:
     """Talk to a local worker as simulated users and report turn-taking latency."""
-    import asyncio
     import json
 
     from rich.progress import Progress

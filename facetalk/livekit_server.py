@@ -22,13 +22,12 @@ import tempfile
 from datetime import timedelta
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 
 from livekit import api
 
 from .config import DEV_API_KEY, DEV_API_SECRET
 from .errors import FaceTalkError
-from .process import ServiceProcess
+from .process import ServiceProcess, StartStopContext
 
 __all__ = [
     "LIVEKIT_SERVER_VERSION",
@@ -142,7 +141,7 @@ def make_token(
 
 
 @dataclass
-class LocalLiveKitServer:
+class LocalLiveKitServer(StartStopContext):
     """A ``livekit-server --dev`` on loopback, on free ports unless given.
 
     Use as a context manager; the process is always stopped on exit. Its log
@@ -207,14 +206,3 @@ class LocalLiveKitServer:
         return make_token(
             identity, room, api_key=self.api_key, api_secret=self.api_secret, ttl_s=ttl_s
         )
-
-    def __enter__(self) -> LocalLiveKitServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

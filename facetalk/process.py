@@ -12,10 +12,27 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 from .errors import FaceTalkError
 
-__all__ = ["ServiceProcess"]
+__all__ = ["ServiceProcess", "StartStopContext"]
+
+
+class StartStopContext:
+    """``with obj:`` calls ``obj.start()`` and always ``obj.stop()``."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
 
 
 @dataclass
