@@ -13,7 +13,6 @@ the input audio's rate and channels.
 from __future__ import annotations
 
 from ..config import AvatarConfig, PersonaConfig
-from ..errors import FaceTalkError
 from .audio import CHANNELS, SAMPLE_RATE
 from .engine import Clip, CpuEngine, FrameEngine
 from .labels import Label
@@ -44,11 +43,13 @@ def create_video_generator(persona: PersonaConfig, avatar: AvatarConfig, *, seed
     Blocking (pack preparation can take a few hundred ms the first time): call
     it at worker prewarm or in a thread.
     """
-    if avatar.engine != "cpu":
-        raise FaceTalkError(
-            f"avatar engine {avatar.engine!r} is not built yet",
-            hint="set 'avatar: {engine: cpu}' in the pipeline file",
-        )
     pack = prepare_persona(persona.portrait, resolution=avatar.resolution)
+    if avatar.engine == "diffusion":
+        from .diffusion import DiffusionEngine, DiffusionOptions  # needs the diffusion extra
+
+        diffusion = DiffusionEngine(pack, options=DiffusionOptions.for_checkpoint(avatar.checkpoint, seed=seed),
+                                    expression=persona.expression)
+        return AvatarVideoGenerator(diffusion, fps=avatar.fps, expression=persona.expression,
+                                    max_clip_frames=diffusion.max_clip_frames)
     engine = CpuEngine(pack, fps=avatar.fps, seed=seed, expression=persona.expression)
     return AvatarVideoGenerator(engine, fps=avatar.fps, expression=persona.expression)

@@ -126,24 +126,40 @@ def render_command(
 @bench_app.command("avatar")
 @reports_errors
 def bench_avatar_command(
-    engine: Annotated[str, typer.Option(help="Engine to measure (cpu).")] = "cpu",
+    engine: Annotated[str, typer.Option(help="Engine to measure: cpu or diffusion.")] = "cpu",
     resolution: Resolution = 512,
     seconds: Annotated[float, typer.Option(help="Seconds of speech to stream.")] = 20.0,
     fps: Annotated[int, typer.Option(help="Video frame rate.")] = 25,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    config_name: Annotated[str, typer.Option("--config", help="Diffusion: tiny, base-384, base-512.")] = "tiny",
+    steps: Annotated[int, typer.Option(help="Diffusion: LCM sampling steps (1, 2, 4).")] = 2,
+    devices: Annotated[str, typer.Option(help="Diffusion: 'cpu', or 'cuda:0,cuda:1' (denoise,decode).")] = "cpu",
+    checkpoint: Annotated[Path | None, typer.Option(help="Diffusion: checkpoint folder; random weights if unset.")] = None,
+    soak: Annotated[float, typer.Option(help="Diffusion: seconds of content for the drift soak.")] = 20.0,
+    project_gpu: Annotated[str | None, typer.Option(help="Diffusion: add a FLOPs-based estimate for base-512 on this GPU (rtx4090).")] = None,
 ) -> None:
-    """Speed, first-frame latency, memory, lip sync and clip continuity."""
+    """Speed, first-frame latency, memory, lip sync and clip continuity (diffusion: FLOPs, int8, pipeline, drift)."""
     from ..config import load_persona
     from .bench import bench_avatar
     from .persona import prepare_persona
     from .speech import speak
 
-    if engine != "cpu":
-        raise FaceTalkError(f"engine {engine!r} is not built yet", hint="use --engine cpu")
+    if engine not in ("cpu", "diffusion"):
+        raise FaceTalkError(f"unknown engine {engine!r}", hint="use --engine cpu or --engine diffusion")
     _check_resolution(resolution)
     config = load_persona(Path("configs/persona.yaml"))
     pack = prepare_persona(config.portrait, resolution=resolution)
-    result = dataclasses.asdict(bench_avatar(pack, speak(), seconds=seconds, fps=fps, expression=config.expression))
+    if engine == "diffusion":
+        from .diffusion.bench import GPUS, bench_diffusion  # needs the diffusion extra
+
+        if project_gpu is not None and project_gpu not in GPUS:
+            raise FaceTalkError(f"unknown GPU {project_gpu!r}", hint=f"use one of: {', '.join(GPUS)}")
+        result = dataclasses.asdict(bench_diffusion(
+            pack, config=config_name, steps=steps, devices=tuple(d.strip() for d in devices.split(",")),
+            checkpoint=checkpoint, fps=fps, seconds=min(seconds, 8.0), soak_s=soak, gpu=project_gpu))
+    else:
+        result = dataclasses.asdict(bench_avatar(pack, speak(), seconds=seconds, fps=fps,
+                                                 expression=config.expression))
     if as_json:
         print(json.dumps(result))
     else:

@@ -1,0 +1,48 @@
+"""The diffusion engine (LLIA's design): audio-driven portrait diffusion with few-step sampling.
+
+Needs the ``diffusion`` extra (torch, diffusers, safetensors); importing this
+package without it raises a :class:`~facetalk.errors.FaceTalkError` saying how
+to install it, so the CPU engine and everything else import without torch.
+
+Modules, one concept each: :mod:`.configs` (named model sizes), models
+(:mod:`.unet`, :mod:`.reference_net`, :mod:`.audio_projection`,
+:mod:`.face_locator`), :mod:`.reference_attention` (K/V injection),
+:mod:`.sampling` (LCM/DDIM), :mod:`.pipeline` (numbered sampling steps),
+:mod:`.drift` (long-duration guards), :mod:`.quantize` (int8),
+:mod:`.engine` (the runtime's FrameEngine), :mod:`.parallel` (staged threads),
+:mod:`.checkpoint` (safetensors, SD1.5 init), :mod:`.bench`.
+"""
+
+from __future__ import annotations
+
+from ...errors import FaceTalkError
+
+try:
+    import diffusers  # noqa: F401
+    import safetensors  # noqa: F401
+    import torch  # noqa: F401
+except ImportError as e:
+    raise FaceTalkError(f"the diffusion engine needs torch and diffusers ({e.name} is missing)",
+                        hint="pip install 'facetalk[diffusion]'") from e
+
+from .checkpoint import init_from_sd15, load_checkpoint, save_checkpoint  # noqa: E402
+from .components import DiffusionModels, build_models  # noqa: E402
+from .configs import CONFIGS, DiffusionConfig, get_config  # noqa: E402
+from .drift import DriftGuard  # noqa: E402
+from .engine import DiffusionEngine, DiffusionOptions  # noqa: E402
+from .pipeline import TalkingFacePipeline  # noqa: E402
+
+__all__ = [
+    "CONFIGS",
+    "DiffusionConfig",
+    "DiffusionEngine",
+    "DiffusionModels",
+    "DiffusionOptions",
+    "DriftGuard",
+    "TalkingFacePipeline",
+    "build_models",
+    "get_config",
+    "init_from_sd15",
+    "load_checkpoint",
+    "save_checkpoint",
+]

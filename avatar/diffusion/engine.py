@@ -1,0 +1,204 @@
+"""The diffusion engine: a :class:`~facetalk.avatar.engine.FrameEngine` the streaming runtime drives.
+
+One :meth:`DiffusionEngine.render_clip` call is four stages — audio windows,
+denoising (with the previous clip's motion frames), VAE decode, and output
+frames resized to the persona's resolution. The stages are separate methods
+so :mod:`.parallel` can run them on threads and devices with bounded queues.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from ...config import Expression
+from ...errors import FaceTalkError
+from ..audio import AudioFeatures
+from ..engine import Clip
+from ..labels import Label
+from ..persona import PersonaPack
+from ..renderer import CpuRenderer
+from .audio_windows import AudioWindows
+from .checkpoint import checkpoint_config, init_from_sd15, load_checkpoint
+from .components import DiffusionModels, build_models
+from .configs import DiffusionConfig, get_config
+from .drift import DriftGuard
+from .expression import posed_reference
+from .pipeline import ReferenceState, TalkingFacePipeline
+from .quantize import quantize_int8
+from .sampling import Sampler
+
+__all__ = ["BUNDLED_CHECKPOINT", "DiffusionEngine", "DiffusionOptions", "check_device"]
+
+logger = logging.getLogger(__name__)
+
+BUNDLED_CHECKPOINT = Path(__file__).parent / "checkpoint"
+"""The tiny checkpoint shipped in the repository (written by the training issue)."""
+
+
+@dataclass(frozen=True)
+class DiffusionOptions:
+    """How the diffusion engine runs.
+
+    Attributes:
+        config: ``tiny``, ``base-384`` or ``base-512``.
+        checkpoint: a folder from ``save_checkpoint``; ``None`` = the bundled one
+            for ``tiny`` if present, else random weights (with a warning).
+        init_from: an SD1.5-format folder whose UNet/VAE weights initialise the models.
+        sampler: ``lcm`` (1/2/4 steps) or ``ddim`` (teacher).
+        steps: sampling steps.
+        devices: one device, or two (denoise, decode) for pipeline parallelism.
+        int8: dynamic int8 quantization of the denoiser's and ReferenceNet's linears (CPU only).
+        drift: the long-duration guards.
+        seed: weights (when random) and sampling noise.
+    """
+
+    config: str = "tiny"
+    checkpoint: Path | None = None
+    init_from: Path | None = None
+    sampler: Sampler = "lcm"
+    steps: int = 2
+    devices: tuple[str, ...] = ("cpu",)
+    int8: bool = False
+    drift: DriftGuard = field(default_factory=DriftGuard)
+    seed: int = 0
+
+    @classmethod
+    def for_checkpoint(cls, checkpoint: Path | None, **options: object) -> DiffusionOptions:
+        """Options whose ``config`` is the one ``checkpoint`` was saved for (``tiny`` when unset)."""
+        config = checkpoint_config(checkpoint) if checkpoint is not None else "tiny"
+        return cls(config=config, checkpoint=checkpoint, **options)  # type: ignore[arg-type]
+
+
+def check_device(name: str) -> torch.device:
+    """``name`` as a device that exists here; a :class:`FaceTalkError` otherwise."""
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise FaceTalkError(f"bad device {name!r}: {e}", hint="use cpu, cuda or cuda:N") from e
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (device.index or 0) >= count:
+            raise FaceTalkError(f"device {name!r} does not exist here ({count} CUDA device(s))",
+                                hint="use --devices cpu, or an index below the GPU count")
+    elif device.type != "cpu":
+        raise FaceTalkError(f"device type {device.type!r} is not supported", hint="use cpu or cuda:N")
+    return device
+
+
+def _load_models(config: DiffusionConfig, options: DiffusionOptions) -> DiffusionModels:
+    checkpoint = options.checkpoint
+    if checkpoint is None and config.name == "tiny" and BUNDLED_CHECKPOINT.is_dir():
+        checkpoint = BUNDLED_CHECKPOINT
+    if checkpoint is not None:
+        return load_checkpoint(checkpoint, config)
+    models = build_models(config, seed=options.seed)
+    if options.init_from is not None:
+        return init_from_sd15(models, options.init_from)
+    logger.warning("diffusion engine %r: no checkpoint, random weights (frames will be noise)", config.name)
+    return models
+
+
+class DiffusionEngine:
+    """Audio-driven portrait diffusion, LLIA-style, behind the runtime's engine seam.
+
+    Args:
+        pack: the prepared persona; frames are returned at its resolution.
+        options: models, sampling, devices, quantization, drift guards.
+        expression: initial expression controls (usually the persona's).
+        models: already-built models (tests, training); otherwise per ``options``.
+
+    Raises:
+        FaceTalkError: unknown config, missing or mismatched checkpoint, bad
+            step count, nonexistent device, int8 off the CPU.
+    """
+
+    def __init__(self, pack: PersonaPack, *, options: DiffusionOptions | None = None,
+                 expression: Expression | None = None, models: DiffusionModels | None = None) -> None:
+        self.options = options = options or DiffusionOptions()
+        self.config = get_config(options.config)
+        if not 1 <= len(options.devices) <= 2:
+            raise FaceTalkError(f"{len(options.devices)} devices given", hint="pass one device, or two: denoise,decode")
+        devices = [check_device(d) for d in options.devices]
+        if options.int8 and devices[0].type != "cpu":
+            raise FaceTalkError("int8 dynamic quantization runs on the CPU only", hint="drop --int8 on GPUs (use bf16)")
+        models = models if models is not None else _load_models(self.config, options)
+        if options.int8:
+            models = quantize_int8(models)
+        self.pipeline = TalkingFacePipeline(models, self.config, sampler=options.sampler, steps=options.steps,
+                                            device=devices[0], decode_device=devices[-1])
+        self.pack = pack
+        self.width = self.height = pack.resolution
+        self._renderer = CpuRenderer(pack)
+        self._windows = AudioWindows(self.config.audio_window)
+        self._generator = torch.Generator().manual_seed(options.seed)
+        self.reference = self._encode_reference(expression or Expression())
+        self._motion: torch.Tensor | None = None
+
+    @property
+    def max_clip_frames(self) -> int:
+        return self.config.max_clip_frames
+
+    # --- FrameEngine ------------------------------------------------------------------
+
+    def render_clip(self, features: Sequence[AudioFeatures | None], label: Label) -> Clip:
+        """Render one frame per entry of ``features`` under ``label`` (1..max_clip_frames)."""
+        windows = self.audio_stage(features)
+        latents = self.denoise_stage(windows, label)
+        return self.output_stage(self.decode_stage(latents))
+
+    def set_expression(self, expression: Expression) -> None:
+        """Pose the reference to ``expression`` (CPU engine) and re-encode it for ReferenceNet."""
+        self.reference = self._encode_reference(expression)
+
+    def reset(self, *, seed: int | None = None) -> None:
+        """Forget motion frames and audio context: the next clip starts from the reference.
+
+        With ``seed``, the sampling noise also restarts, so a run can be repeated exactly.
+        """
+        self._motion = None
+        self._windows.reset()
+        if seed is not None:
+            self._generator.manual_seed(seed)
+
+    # --- stages -----------------------------------------------------------------------
+
+    def audio_stage(self, features: Sequence[AudioFeatures | None]) -> np.ndarray:
+        """``(F, window, 4)`` float32 audio windows; checks the clip length first."""
+        if not 1 <= len(features) <= self.config.max_clip_frames:
+            raise FaceTalkError(f"a clip of {len(features)} frames is outside 1..{self.config.max_clip_frames}",
+                                hint=f"run the runtime with max_clip_frames={self.config.max_clip_frames}")
+        return self._windows(features)
+
+    def denoise_stage(self, windows: np.ndarray, label: Label) -> torch.Tensor:
+        """``(1, C, F, h, w)`` latents of the clip; updates the motion frames for the next one."""
+        previous = self._motion
+        if previous is None:  # first clip: the reference stands in for the previous frames
+            previous = self.reference.latent[:, :, None].repeat(1, 1, self.config.motion_frames, 1, 1)
+        motion = self.options.drift(previous, self.reference.latent, self.reference.head_mask,
+                                    self.pipeline.scheduler, self._generator)
+        latents = self.pipeline(self.reference, windows, label, motion, self._generator)
+        self._motion = torch.cat([previous, latents], dim=2)[:, :, -self.config.motion_frames:]
+        return latents
+
+    def decode_stage(self, latents: torch.Tensor) -> torch.Tensor:
+        """``(F, 3, H, W)`` float images in [-1, 1] at the config's resolution."""
+        return self.pipeline.decode(latents)
+
+    def output_stage(self, images: torch.Tensor) -> Clip:
+        """uint8 RGB frames at the persona's resolution."""
+        frames = self.pipeline.to_uint8(images)
+        side = self.pack.resolution
+        if frames.shape[1] != side:
+            frames = np.stack([cv2.resize(f, (side, side), interpolation=cv2.INTER_LINEAR) for f in frames])
+        return Clip(frames=list(frames))
+
+    def _encode_reference(self, expression: Expression) -> ReferenceState:
+        image, face, head = posed_reference(self.pack, expression, self.config.resolution, self._renderer)
+        return self.pipeline.encode_reference(image, face, head)

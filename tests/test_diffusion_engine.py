@@ -1,0 +1,242 @@
+"""The diffusion engine at ``tiny`` with random weights: streaming, conditioning, sampling, checkpoints, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("diffusers")
+
+from livekit import rtc  # noqa: E402
+from livekit.agents.voice.avatar import AudioSegmentEnd  # noqa: E402
+
+from facetalk.avatar import SAMPLE_RATE, AvatarVideoGenerator, FrameInfo, Label, create_video_generator  # noqa: E402
+from facetalk.avatar.audio import AudioFeatures  # noqa: E402
+from facetalk.avatar.diffusion import (  # noqa: E402
+    DiffusionEngine,
+    DiffusionOptions,
+    TalkingFacePipeline,
+    build_models,
+    get_config,
+    load_checkpoint,
+    save_checkpoint,
+)
+from facetalk.avatar.persona import PersonaPack, prepare_persona  # noqa: E402
+from facetalk.config import AvatarConfig, Expression, load_persona  # noqa: E402
+from facetalk.errors import FaceTalkError  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+PORTRAIT = REPO / "configs" / "portraits" / "astronaut.png"
+TINY = get_config("tiny")
+SPEECH = [AudioFeatures(0.9, 0.6, 0.2), AudioFeatures(0.1, 0.3, 0.0)] * 4
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """One intra-op thread: tiny models only lose from threading on a shared 2-core box."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def pack(tmp_path_factory: pytest.TempPathFactory) -> PersonaPack:
+    return prepare_persona(PORTRAIT, resolution=384, out=tmp_path_factory.mktemp("pack"))
+
+
+@pytest.fixture(scope="module")
+def models():  # noqa: ANN201
+    return build_models(TINY, seed=0)
+
+
+def _engine(pack: PersonaPack, models, **options: object) -> DiffusionEngine:  # noqa: ANN001
+    return DiffusionEngine(pack, options=DiffusionOptions(**options), models=models)  # type: ignore[arg-type]
+
+
+def test_models_are_diffusers_style_and_small(models) -> None:  # noqa: ANN001
+    """Each model has a config; tiny has ~2M parameters and 8x8 latents for 64x64 frames."""
+    assert {name for name, _ in models.items()} == {"vae", "unet", "reference_net", "audio_projection", "face_locator"}
+    assert models.unet.config.num_class_embeds == 3
+    assert 1e6 < models.num_parameters() < 5e6
+    assert (TINY.resolution, TINY.latent_size) == (64, 8)
+
+
+def test_reference_tokens_reach_the_denoiser(pack: PersonaPack, models) -> None:  # noqa: ANN001
+    """ReferenceNet writes one token set per spatial self-attention; a different reference changes the output."""
+    engine = _engine(pack, models, drift=dataclasses.replace(DiffusionOptions().drift, noise_timestep=0))
+    assert len(engine.reference.tokens) >= 2
+    windows = engine.audio_stage(SPEECH[:2])
+    pipe, ref = engine.pipeline, engine.reference
+    a = pipe(ref, windows, Label.SPEAKING, None, torch.Generator().manual_seed(1))
+    other = dataclasses.replace(ref, tokens={k: torch.zeros_like(v) for k, v in ref.tokens.items()})
+    b = pipe(other, windows, Label.SPEAKING, None, torch.Generator().manual_seed(1))
+    assert not torch.allclose(a, b)
+
+
+def test_labels_and_audio_change_the_output(pack: PersonaPack, models) -> None:  # noqa: ANN001
+    """Same noise: a different label, or different audio, gives different latents; equal inputs, equal latents."""
+    engine = _engine(pack, models)
+    pipe, ref = engine.pipeline, engine.reference
+    loud = engine.audio_stage(SPEECH[:2])
+    quiet = engine.audio_stage([None, None])
+
+    def run(windows: np.ndarray, label: Label) -> torch.Tensor:
+        return pipe(ref, windows, label, None, torch.Generator().manual_seed(3))
+
+    base = run(loud, Label.SPEAKING)
+    assert torch.equal(base, run(loud, Label.SPEAKING))
+    assert (base - run(loud, Label.LISTENING)).abs().mean() > 1e-4
+    assert (base - run(quiet, Label.SPEAKING)).abs().mean() > 1e-4
+    # And the gradient reaches the label embedding and the audio projection.
+    sample = torch.randn(1, 4, 2, 8, 8)
+    audio = models.audio_projection(torch.from_numpy(loud))
+    out = models.unet(sample, 500, audio, torch.tensor([1]), face_latent=ref.face_latent)
+    out.square().mean().backward()
+    assert models.unet.class_embedding.weight.grad[1].abs().sum() > 0
+    assert models.unet.class_embedding.weight.grad[0].abs().sum() == 0
+    assert models.audio_projection.mlp[0].weight.grad.abs().sum() > 0
+    for _, m in models.items():  # the fixture is shared: leave no gradients behind
+        for p in m.parameters():
+            p.grad = None
+
+
+@pytest.mark.parametrize(("sampler", "steps"), [("lcm", 1), ("lcm", 2), ("lcm", 4), ("ddim", 3)])
+def test_step_counts_and_clip_lengths(pack: PersonaPack, models, sampler: str, steps: int) -> None:  # noqa: ANN001
+    """1/2/4 LCM steps (and a DDIM teacher) render clips of 1..max frames at the persona's size."""
+    engine = _engine(pack, models, sampler=sampler, steps=steps)
+    for n in (1, 3, TINY.max_clip_frames) if steps == 2 else (2,):
+        clip = engine.render_clip((SPEECH * 2)[:n], Label.SPEAKING)
+        assert len(clip.frames) == n
+        assert clip.frames[0].shape == (384, 384, 3) and clip.frames[0].dtype == np.uint8
+
+
+def test_motion_frames_carry_over(pack: PersonaPack, models) -> None:  # noqa: ANN001
+    """The second clip is conditioned on the first: after a reset the same call gives other latents."""
+    engine = _engine(pack, models, seed=5)
+    engine.render_clip(SPEECH[:2], Label.SPEAKING)
+    state = engine._generator.get_state()
+    after = engine.denoise_stage(engine.audio_stage(SPEECH[:2]), Label.SPEAKING)
+    engine.reset()
+    engine._generator.set_state(state)
+    fresh = engine.denoise_stage(engine.audio_stage(SPEECH[:2]), Label.SPEAKING)
+    assert not torch.allclose(after, fresh)
+
+
+def test_expression_poses_the_reference(pack: PersonaPack, models) -> None:  # noqa: ANN001
+    """A smile changes the reference latent ReferenceNet reads."""
+    engine = _engine(pack, models)
+    neutral = engine.reference.latent.clone()
+    engine.set_expression(Expression(smile=1.0, head_tilt=0.9))
+    assert (engine.reference.latent - neutral).abs().mean() > 1e-4
+
+
+def test_int8_renders_close_to_fp32(pack: PersonaPack, models) -> None:  # noqa: ANN001
+    """int8 dynamic quantization replaces the linears and still renders frames near the fp32 ones."""
+    fp32 = _engine(pack, models, seed=2).render_clip(SPEECH[:2], Label.SPEAKING)
+    int8_engine = _engine(pack, models, seed=2, int8=True)
+    assert "DynamicQuantizedLinear" in repr(int8_engine.pipeline.models.unet)
+    int8 = int8_engine.render_clip(SPEECH[:2], Label.SPEAKING)
+    diff = np.abs(np.stack(fp32.frames).astype(float) - np.stack(int8.frames)).mean()
+    assert len(int8.frames) == 2 and diff < 20
+
+
+def test_checkpoint_round_trip(tmp_path: Path, pack: PersonaPack, models) -> None:  # noqa: ANN001
+    """save_checkpoint writes safetensors per model; loading gives the same frames."""
+    save_checkpoint(models, TINY, tmp_path / "ckpt")
+    assert (tmp_path / "ckpt" / "unet" / "diffusion_pytorch_model.safetensors").is_file()
+    loaded = load_checkpoint(tmp_path / "ckpt", TINY)
+    a = _engine(pack, models, seed=4).render_clip(SPEECH[:2], Label.IDLE)
+    b = _engine(pack, loaded, seed=4).render_clip(SPEECH[:2], Label.IDLE)
+    assert all(np.array_equal(x, y) for x, y in zip(a.frames, b.frames, strict=True))
+    options = DiffusionOptions.for_checkpoint(tmp_path / "ckpt")
+    assert options.config == "tiny"
+
+
+def test_bad_inputs(tmp_path: Path, pack: PersonaPack, models) -> None:  # noqa: ANN001
+    """Missing or foreign checkpoints, impossible step counts, long clips and absent devices are clear errors."""
+    with pytest.raises(FaceTalkError, match="not found"):
+        DiffusionEngine(pack, options=DiffusionOptions(checkpoint=tmp_path / "nope"))
+    save_checkpoint(models, TINY, tmp_path / "tiny")
+    with pytest.raises(FaceTalkError, match="'tiny' checkpoint, not 'base-384'"):
+        load_checkpoint(tmp_path / "tiny", get_config("base-384"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FaceTalkError, match="not a FaceTalk diffusion checkpoint"):
+        load_checkpoint(tmp_path / "empty", TINY)
+    with pytest.raises(FaceTalkError, match="cannot run 3 steps"):
+        _engine(pack, models, steps=3)
+    with pytest.raises(FaceTalkError, match="unknown diffusion config"):
+        _engine(pack, models, config="huge")
+    with pytest.raises(FaceTalkError, match="does not exist"):
+        _engine(pack, models, devices=("cuda:7",))
+    with pytest.raises(FaceTalkError, match="bad device"):
+        _engine(pack, models, devices=("gpu0",))
+    engine = _engine(pack, models)
+    with pytest.raises(FaceTalkError, match="outside 1..8"):
+        engine.render_clip([None] * 9, Label.IDLE)
+
+
+async def test_runtime_streams_from_the_diffusion_engine(pack: PersonaPack, models) -> None:  # noqa: ANN001
+    """VideoGenerator over engine diffusion: a 1-frame first clip, growing clips, frames with audio."""
+    infos: list[FrameInfo] = []
+    engine = _engine(pack, models)
+    gen = AvatarVideoGenerator(engine, fps=25, max_clip_frames=engine.max_clip_frames, on_frame=infos.append)
+    t = np.arange(int(0.8 * SAMPLE_RATE)) / SAMPLE_RATE
+    tone = (8000 * np.sin(2 * np.pi * 220 * t)).astype(np.int16)
+    items: list[object] = []
+
+    async def read() -> None:
+        async for item in gen:
+            items.append(item)
+            if isinstance(item, AudioSegmentEnd):
+                return
+
+    reader = asyncio.create_task(read())
+    for i in range(0, tone.size, 240):
+        await gen.push_audio(rtc.AudioFrame(tone[i:i + 240].tobytes(), SAMPLE_RATE, 1, tone[i:i + 240].size))
+    await gen.push_audio(AudioSegmentEnd())
+    await asyncio.wait_for(reader, 60)
+    await gen.aclose()
+    speaking = [i for i in infos if i.label == Label.SPEAKING]
+    assert speaking[0].clip_size == 1
+    assert max(i.clip_size for i in speaking) > 2
+    assert len(speaking) == 20
+    video = [x for x in items if isinstance(x, rtc.VideoFrame)]
+    assert (video[0].width, video[0].height) == (384, 384)
+
+
+async def test_create_video_generator_diffusion(monkeypatch: pytest.MonkeyPatch) -> None:
+    """engine: diffusion in the pipeline config gives a streaming generator at the avatar's resolution."""
+    monkeypatch.setattr("facetalk.avatar.diffusion.engine.BUNDLED_CHECKPOINT", Path("/nonexistent"))
+    gen = create_video_generator(load_persona(REPO / "configs" / "persona.yaml"),
+                                 AvatarConfig(engine="diffusion", resolution=384))
+    first = await asyncio.wait_for(gen.__aiter__().__anext__(), 30)
+    assert isinstance(first, rtc.VideoFrame) and (first.width, first.height) == (384, 384)
+    await gen.aclose()
+
+
+def test_staged_renderer_matches_sequential(pack: PersonaPack, models) -> None:  # noqa: ANN001
+    """The threaded stages yield the same frames as consecutive render_clip calls, in order."""
+    from facetalk.avatar.diffusion.parallel import StagedRenderer
+
+    jobs = [(SPEECH[:n], label) for n, label in [(1, Label.SPEAKING), (2, Label.SPEAKING), (4, Label.LISTENING)]]
+    sequential = _engine(pack, models, seed=9)
+    expected = [sequential.render_clip(f, label) for f, label in jobs]
+    staged = list(StagedRenderer(_engine(pack, models, seed=9)).map(jobs))
+    assert [len(c.frames) for c in staged] == [1, 2, 4]
+    for a, b in zip(expected, staged, strict=True):
+        assert all(np.array_equal(x, y) for x, y in zip(a.frames, b.frames, strict=True))
+
+
+def test_staged_renderer_reports_stage_errors(pack: PersonaPack, models) -> None:  # noqa: ANN001
+    """A clip too long for the config fails in its stage and the error reaches the caller."""
+    from facetalk.avatar.diffusion.parallel import StagedRenderer
+
+    with pytest.raises(FaceTalkError, match="outside 1..8"):
+        list(StagedRenderer(_engine(pack, models)).map([([None] * 9, Label.IDLE)]))
