@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-EXTRAS="${FACETALK_EXTRAS:-all,dev}"
+EXTRAS="${FACETALK_EXTRAS:-all,diffusion,dev}"
 VENV=.venv
 STAMP="$VENV/.facetalk-installed"
 

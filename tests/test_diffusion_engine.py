@@ -240,3 +240,34 @@ def test_staged_renderer_reports_stage_errors(pack: PersonaPack, models) -> None
 
     with pytest.raises(FaceTalkError, match="outside 1..8"):
         list(StagedRenderer(_engine(pack, models)).map([([None] * 9, Label.IDLE)]))
+
+
+def test_init_from_sd15_format_folder(tmp_path: Path, models) -> None:  # noqa: ANN001
+    """An SD1.5-format folder (unet/, vae/) initialises ReferenceNet, the denoiser's spatial layers and the VAE."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+
+    from facetalk.avatar.diffusion import init_from_sd15
+    from facetalk.avatar.diffusion.reference_net import spatial_unet_config
+
+    torch.manual_seed(11)
+    sd_unet = UNet2DConditionModel(**spatial_unet_config(TINY.unet))
+    sd_unet.save_pretrained(tmp_path / "sd" / "unet")
+    AutoencoderKL(**TINY.vae).save_pretrained(tmp_path / "sd" / "vae")
+    fresh = init_from_sd15(build_models(TINY, seed=1), tmp_path / "sd")
+    key = "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q.weight"
+    assert torch.equal(fresh.unet.backbone.state_dict()[key], sd_unet.state_dict()[key])
+    assert torch.equal(fresh.reference_net.backbone.state_dict()[key], sd_unet.state_dict()[key])
+    with pytest.raises(FaceTalkError, match="no SD1.5-format unet"):
+        init_from_sd15(build_models(TINY), tmp_path)
+
+
+def test_bench_reports_every_field(pack: PersonaPack) -> None:
+    """A short bench run fills every field of the JSON, with the GPU projection labelled an estimate."""
+    from facetalk.avatar.diffusion.bench import bench_diffusion
+
+    result = dataclasses.asdict(bench_diffusion(pack, seconds=0.64, soak_s=0.64, gpu="rtx4090"))
+    for field in ("engine", "config", "steps", "resolution", "fps", "first_clip_ms", "params", "flops_per_frame",
+                  "int8_speedup", "int8_psnr_db", "pipeline_speedup", "drift_psnr_db"):
+        assert result[field] is not None, field
+    assert result["flops_per_frame"] > 1e8 and result["int8_speedup"] > 0
+    assert "ESTIMATE" in result["projection"]["label"] and result["projection"]["config"] == "base-512"
