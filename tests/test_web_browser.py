@@ -3,12 +3,14 @@
 Chromium is Debian's (``/usr/bin/chromium``), driven by playwright; its
 microphone is a WAV of piper asking "What is your name?", looped by
 Chromium's fake capture device. The LLM is the scripted endpoint of
-``test_agent_e2e``, so the answer is known. The conversation test saves the
-screenshots in ``docs/`` (desktop and phone width).
+``test_agent_e2e``, so the answer is known. The conversation test saves
+screenshots (desktop and phone width) in its temporary folder, and into
+``docs/`` when ``FACETALK_UPDATE_DOCS=1``, so a test run leaves the tree clean.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import wave
@@ -129,7 +131,9 @@ async def _video_is_playing(page: Page) -> None:
     assert await page.evaluate("document.querySelector('#avatar').videoWidth") >= 256
 
 
-async def test_a_conversation_in_chromium(browser: Browser, facetalk_web: str, worker: None) -> None:
+async def test_a_conversation_in_chromium(
+    browser: Browser, facetalk_web: str, worker: None, tmp_path: Path
+) -> None:
     """Pick Nova, join, see the avatar move, hear her greeting, ask her name and read her answer."""
     page = await browser.new_page(viewport={"width": 1280, "height": 800})
     await page.goto(facetalk_web)
@@ -149,10 +153,11 @@ async def test_a_conversation_in_chromium(browser: Browser, facetalk_web: str, w
     await expect(page.locator("#state")).to_have_text(re.compile("listening|speaking|thinking|idle"))
     assert await page.locator("#error").is_hidden()
 
-    await page.screenshot(path=REPO / "docs" / "web-client.png")
+    shots = REPO / "docs" if os.environ.get("FACETALK_UPDATE_DOCS") == "1" else tmp_path
+    await page.screenshot(path=shots / "web-client.png")
     await page.set_viewport_size({"width": 390, "height": 844})
     await page.wait_for_timeout(300)
-    await page.screenshot(path=REPO / "docs" / "web-client-phone.png")
+    await page.screenshot(path=shots / "web-client-phone.png")
 
     await page.click("#mute")
     await expect(page.locator("#mute")).to_have_attribute("aria-pressed", "true")
