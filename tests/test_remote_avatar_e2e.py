@@ -21,14 +21,16 @@ from facetalk.livekit_server import LocalLiveKitServer
 from facetalk.simulated_user import SimulatedUser
 
 from .conftest import CONFIGS, running_worker
-from .speech import speak, transcribe
+from .speech import speak, transcribe, word_error_rate
+
+NAME_ANSWER = "My name is Astra."
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def scripted_llm() -> AsyncIterator[ScriptedLLMServer]:
-    async with ScriptedLLMServer(rules={"name": "My name is Astra."}) as server:
+    async with ScriptedLLMServer(rules={"name": NAME_ANSWER}) as server:
         yield server
 
 
@@ -75,7 +77,8 @@ async def test_remote_avatar_speaks_for_the_agent(
         await user.leave()
 
     start, end = user.audio.loud_span(after=asked.end)
-    assert "astra" in transcribe(user.audio.between(start - 0.2, end + 0.2)).lower()
+    answer = transcribe(user.audio.between(start - 0.2, end + 0.2))
+    assert word_error_rate(NAME_ANSWER, answer) <= 0.25, answer  # tiny.en may hear "Aster"
     mouth = MouthRegion.for_persona(load_persona(CONFIGS / "persona.yaml"), user.video)
     while_agent_speaks = mouth.motion(user.video, start + 0.3, end - 0.3)
     while_user_speaks = mouth.motion(user.video, asked.start + 0.3, asked.end - 0.1)
