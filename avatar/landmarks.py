@@ -103,6 +103,22 @@ class FaceLandmarker:
         faces = [f for f in faces if f.presence >= min_presence]
         return sorted(faces, key=lambda f: f.width, reverse=True)
 
+    def track(self, rgb: np.ndarray, previous: FaceMesh, *, min_presence: float = 0.5) -> FaceMesh | None:
+        """The face near ``previous`` in the next video frame, or None if it is lost.
+
+        Skips the Haar detector (about 60 ms on a 384² frame) and runs only the
+        mesh network (about 3 ms) on a box derived from the previous landmarks;
+        the box matches the detector's on a frontal face (side 1.03 x the oval
+        width, centred 0.09 side above the oval's centre).
+        """
+        oval = previous.points[list(MeshIndex.FACE_OVAL)]
+        (x0, y0), (x1, y1) = oval.min(0), oval.max(0)
+        side = 1.03 * float(x1 - x0)
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2 - 0.09 * side
+        box = (int(round(cx - side / 2)), int(round(cy - side / 2)), int(round(side)), int(round(side)))
+        face = self._mesh(rgb, box)
+        return face if face.presence >= min_presence else None
+
     def _mesh(self, rgb: np.ndarray, box: tuple[int, int, int, int]) -> FaceMesh:
         x, y, w, h = box
         side = max(w, h) * self._CROP_SCALE

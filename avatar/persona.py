@@ -25,7 +25,8 @@ from ..errors import FaceTalkError
 from .landmarks import FaceLandmarker, MeshIndex
 from .models import cache_dir
 
-__all__ = ["PersonaPack", "PortraitError", "RegionMasks", "load_pack", "prepare_persona", "read_portrait"]
+__all__ = ["PersonaPack", "PortraitError", "RegionMasks", "alignment_transform", "load_pack", "prepare_persona",
+           "read_portrait"]
 
 logger = logging.getLogger(__name__)
 
@@ -172,8 +173,13 @@ def read_portrait(path: Path, notes: list[str] | None = None) -> np.ndarray:
 # --- preparing ---------------------------------------------------------------
 
 
-def _align(image: np.ndarray, points: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rotate so the eyes are level and scale so the face spans ``FACE_FRACTION``."""
+def alignment_transform(points: np.ndarray, size: int) -> np.ndarray:
+    """The ``(2, 3)`` float64 affine (image pixels → crop pixels) of the aligned crop.
+
+    It rotates so the eyes are level, scales so the face-oval width is
+    ``FACE_FRACTION`` of ``size`` and puts the face a little above the centre;
+    datasets store it per frame, so it is public.
+    """
     left = points[list(MeshIndex.EYE_LEFT_UPPER + MeshIndex.EYE_LEFT_LOWER)].mean(0)
     right = points[list(MeshIndex.EYE_RIGHT_UPPER + MeshIndex.EYE_RIGHT_LOWER)].mean(0)
     angle = np.degrees(np.arctan2(right[1] - left[1], right[0] - left[0]))
@@ -182,6 +188,12 @@ def _align(image: np.ndarray, points: np.ndarray, size: int) -> tuple[np.ndarray
     scale = FACE_FRACTION * size / float(oval[:, 0].max() - oval[:, 0].min())
     affine = cv2.getRotationMatrix2D((float(center[0]), float(center[1])), float(angle), scale)
     affine[:, 2] += np.array([size / 2, size * 0.44]) - center  # face a little above centre
+    return affine
+
+
+def _align(image: np.ndarray, points: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The aligned crop of ``image`` and ``points`` moved into it."""
+    affine = alignment_transform(points, size)
     crop = cv2.warpAffine(image, affine, (size, size), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
     moved = points @ affine[:, :2].T + affine[:, 2]
     return crop, moved.astype(np.float32)

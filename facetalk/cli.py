@@ -260,6 +260,10 @@ app.add_typer(models_app, name="models")
 app.add_typer(bench_app, name="bench")
 app.command("render")(render_command)
 
+from .avatar.data.cli import data_app  # noqa: E402
+
+app.add_typer(data_app, name="data")
+
 
 def main() -> None:
     app()
