@@ -180,9 +180,9 @@ def synth_dataset(
     """
     # 1. Check the arguments and any earlier run in ``out``.
     started = time.perf_counter()
-    if minutes <= 0 or not 32 <= resolution <= 1024:
-        raise FaceTalkError(f"cannot synthesise {minutes} min at {resolution}px",
-                            hint="pass --minutes > 0 and a --resolution between 32 and 1024 (128 or 512)")
+    if minutes <= 0 or video_seconds <= 0 or not 32 <= resolution <= 1024:
+        raise FaceTalkError(f"cannot synthesise {minutes} min in {video_seconds} s videos at {resolution}px",
+                            hint="pass --minutes and --video-seconds > 0, and a --resolution of 32-1024 (128 or 512)")
     spf = samples_per_frame(fps)
     settings = {"persona": str(persona.portrait), "minutes": minutes, "resolution": resolution, "seed": seed,
                 "fps": fps, "video_seconds": video_seconds, "quality": quality}
