@@ -260,6 +260,11 @@ app.add_typer(models_app, name="models")
 app.add_typer(bench_app, name="bench")
 app.command("render")(render_command)
 
+from .avatar.train_cli import eval_generator_command, train_app  # noqa: E402
+
+app.add_typer(train_app, name="train")
+eval_app.command("generator")(eval_generator_command)
+
 from .avatar.data.cli import data_app  # noqa: E402
 
 app.add_typer(data_app, name="data")

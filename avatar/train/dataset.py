@@ -1,0 +1,231 @@
+"""Training clips from a FaceTalk dataset (format v1, see :mod:`facetalk.avatar.data.format`).
+
+The whole dataset is decoded once into memory at the model config's
+resolution (two minutes at 64² are ~40 MB), so a training step never waits on
+JPEG decoding. A *clip* is ``L`` consecutive frames of one video with what the
+engine sees at run time for them:
+
+- audio windows built exactly as :class:`~facetalk.avatar.diffusion.audio_windows.AudioWindows`
+  builds them in the engine: past context from the frames before the clip,
+  future context beyond the clip's end repeating its last frame, and *no audio*
+  (the voiced flag 0) for frames not labelled speaking, since the runtime
+  feeds ``None`` features to listening and idle frames;
+- the ``motion_frames`` frames before the clip, or the reference when the clip
+  starts the video (as the engine's first clip does);
+- one label, the clip's most common frame label (the model takes one per clip).
+
+Held-out split: the last ``hold_out`` fraction of the *last* video is never
+trained on; ``facetalk eval generator`` reads it as unseen speech.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from ...errors import FaceTalkError
+from ..audio import AudioFeatures
+from ..data.format import LABELS, read_manifest
+from ..diffusion.audio_windows import feature_vector
+from ..labels import Label
+from ..landmarks import MeshIndex
+
+__all__ = ["ClipBatch", "HeldOut", "TrainingClips", "VideoData"]
+
+Split = Literal["train", "eval"]
+_SPEAKING = LABELS.index(Label.SPEAKING)
+
+
+@dataclass
+class VideoData:
+    """One video in memory at the config's resolution ``S``.
+
+    Attributes:
+        id: the video's folder name.
+        frames: ``(T, S, S, 3)`` uint8 RGB.
+        features: ``(T, 4)`` float32 engine feature vectors (voiced 0 off speaking frames).
+        raw_features: ``(T, 3)`` float32 energy, brightness, noisiness as stored.
+        labels: ``(T,)`` uint8 indices into :data:`~facetalk.avatar.data.format.LABELS`.
+        reference: ``(S, S, 3)`` uint8 identity image.
+        face_mask: ``(S, S)`` float32 face oval (feathered, as persona packs draw it).
+        lips_box: ``(x0, y0, x1, y1)`` pixels of the lips at ``S``.
+    """
+
+    id: str
+    frames: np.ndarray
+    features: np.ndarray
+    raw_features: np.ndarray
+    labels: np.ndarray
+    reference: np.ndarray
+    face_mask: np.ndarray
+    lips_box: tuple[int, int, int, int]
+
+
+@dataclass
+class ClipBatch:
+    """``B`` clips of ``L`` frames (numpy; the trainer moves them to the device).
+
+    Attributes:
+        frames: ``(B, L, S, S, 3)`` uint8 targets.
+        motion: ``(B, M, S, S, 3)`` uint8 frames before each clip.
+        motion_valid: ``(B,)`` bool; False where the clip starts its video (use the reference).
+        windows: ``(B, L, window, 4)`` float32 audio windows.
+        labels: ``(B,)`` int64 label indices.
+        reference: ``(B, S, S, 3)`` uint8.
+        face_mask: ``(B, S, S)`` float32.
+        lips_box: ``(B, 4)`` int64 lips boxes at ``S``.
+    """
+
+    frames: np.ndarray
+    motion: np.ndarray
+    motion_valid: np.ndarray
+    windows: np.ndarray
+    labels: np.ndarray
+    reference: np.ndarray
+    face_mask: np.ndarray
+    lips_box: np.ndarray
+
+
+@dataclass
+class HeldOut:
+    """The held-out stretch for evaluation.
+
+    Attributes:
+        features: per-frame runtime features (``None`` off speaking frames).
+        labels: per-frame labels.
+        envelope: ``(T,)`` float32 stored energy (0 .. 1), the audio envelope.
+        fps: frame rate of the dataset.
+    """
+
+    features: list[AudioFeatures | None]
+    labels: list[Label]
+    envelope: np.ndarray
+    fps: int
+
+
+def _decode(jpegs: np.ndarray, index: np.ndarray, start: int, stop: int, side: int) -> np.ndarray:
+    out = np.empty((stop - start, side, side, 3), np.uint8)
+    for k in range(start, stop):
+        bgr = cv2.imdecode(np.asarray(jpegs[index[k]:index[k + 1]]), cv2.IMREAD_COLOR)
+        out[k - start] = cv2.resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (side, side), interpolation=cv2.INTER_AREA)
+    return out
+
+
+def _face_mask(points: np.ndarray, side: int) -> np.ndarray:
+    mask = np.zeros((side, side), np.uint8)
+    cv2.fillPoly(mask, [np.round(points[list(MeshIndex.FACE_OVAL)]).astype(np.int32)], 255)
+    return cv2.GaussianBlur(mask, (0, 0), max(side / 192, 0.5)).astype(np.float32) / 255.0
+
+
+def lips_box(points: np.ndarray) -> tuple[int, int, int, int]:
+    """The box of the outer lips, extended down by 45% of their width for the open jaw (as avatar/bench.py)."""
+    lips = points[list(MeshIndex.LIPS_UPPER_OUTER + MeshIndex.LIPS_LOWER_OUTER)]
+    (x0, y0), (x1, y1) = lips.min(0), lips.max(0)
+    w = x1 - x0
+    return int(np.floor(x0 + 0.15 * w)), int(np.floor(y0)), int(np.ceil(x1 - 0.15 * w)), int(np.ceil(y1 + 0.45 * w))
+
+
+class TrainingClips:
+    """Samples training clips from a dataset folder.
+
+    Args:
+        root: the dataset folder (``manifest.json`` + ``videos/``).
+        resolution: the model config's frame side.
+        window: audio frames per video frame (the config's ``audio_window``, odd).
+        motion_frames: frames before a clip given as motion context.
+        hold_out: fraction of the last video kept for evaluation.
+
+    Raises:
+        FaceTalkError: missing folder, not a dataset, or no usable frames.
+    """
+
+    def __init__(self, root: Path, *, resolution: int, window: int, motion_frames: int,
+                 hold_out: float = 0.15) -> None:
+        root = Path(root)
+        if not (root / "manifest.json").is_file():
+            raise FaceTalkError(f"no dataset at {root} (no manifest.json)",
+                                hint="build one with 'facetalk data synth' or 'facetalk data build'")
+        try:
+            manifest = read_manifest(root)
+        except (ValueError, OSError) as e:
+            raise FaceTalkError(f"{root}: unreadable dataset manifest: {e}", hint="rebuild the dataset") from e
+        self.fps = int(manifest["fps"])  # type: ignore[arg-type]
+        self.window, self.motion_frames = window, motion_frames
+        ids = [str(v["id"]) for v in manifest["videos"]]  # type: ignore[union-attr, index]
+        if not ids:
+            raise FaceTalkError(f"{root}: the dataset has no videos", hint="build it again with more input")
+        self.videos = [self._load(root / "videos" / i, resolution) for i in ids]
+        last = len(self.videos[-1].frames)
+        self._cut = last - int(round(last * hold_out))
+
+    @staticmethod
+    def _load(folder: Path, side: int) -> VideoData:
+        try:
+            jpegs = np.load(folder / "frames.npy", mmap_mode="r")
+            index = np.load(folder / "frame_index.npy")
+            meta = np.load(folder / "meta.npz")
+        except OSError as e:
+            raise FaceTalkError(f"{folder}: unreadable video: {e}", hint="rebuild the dataset") from e
+        stored = int(meta["reference"].shape[0])
+        scale = side / stored
+        points = np.median(meta["landmarks"][meta["valid"]].astype(np.float32), axis=0) * scale
+        labels = meta["labels"].astype(np.uint8)
+        raw = meta["features"].astype(np.float32)
+        features = np.stack([feature_vector(AudioFeatures(*map(float, f)) if code == _SPEAKING else None)
+                             for f, code in zip(raw, labels, strict=True)])
+        reference = cv2.resize(meta["reference"], (side, side), interpolation=cv2.INTER_AREA)
+        return VideoData(id=folder.name, frames=_decode(jpegs, index, 0, len(index) - 1, side),
+                         features=features, raw_features=raw, labels=labels, reference=reference,
+                         face_mask=_face_mask(points, side), lips_box=lips_box(points))
+
+    # --- sampling ---------------------------------------------------------------------
+
+    def _ranges(self, split: Split) -> list[tuple[int, int, int]]:
+        """``(video, start, stop)`` frame ranges of ``split``."""
+        last = len(self.videos) - 1
+        if split == "eval":
+            return [(last, self._cut, len(self.videos[last].frames))]
+        return [(i, 0, self._cut if i == last else len(v.frames)) for i, v in enumerate(self.videos)]
+
+    def sample(self, batch: int, length: int, rng: np.random.Generator) -> ClipBatch:
+        """``batch`` random training clips of ``length`` frames (video chosen by its frame count)."""
+        ranges = [r for r in self._ranges("train") if r[2] - r[1] >= length]
+        if not ranges:
+            raise FaceTalkError(f"no video has {length} training frames", hint="use a longer dataset")
+        weights = np.array([stop - start for _, start, stop in ranges], np.float64)
+        picks = rng.choice(len(ranges), size=batch, p=weights / weights.sum())
+        clips = []
+        for pick in picks:
+            video, start, stop = ranges[pick]
+            clips.append(self.clip(video, int(rng.integers(start, stop - length + 1)), length))
+        return ClipBatch(**{name: np.stack([getattr(c, name) for c in clips]) for name in ClipBatch.__dataclass_fields__})
+
+    def clip(self, video: int, start: int, length: int) -> ClipBatch:
+        """One clip (batch of 1 squeezed: no leading ``B``) starting at frame ``start`` of ``video``."""
+        v, half, m = self.videos[video], self.window // 2, self.motion_frames
+        stop = start + length
+        past = v.features[max(0, start - half):start]
+        past = np.concatenate([np.tile(feature_vector(None), (half - len(past), 1)), past])
+        padded = np.concatenate([past, v.features[start:stop], np.repeat(v.features[stop - 1:stop], half, axis=0)])
+        windows = padded[np.arange(length)[:, None] + np.arange(2 * half + 1)[None, :]]
+        counts = np.bincount(v.labels[start:stop], minlength=len(LABELS))
+        motion = v.frames[start - m:start] if start >= m else np.repeat(v.reference[None], m, axis=0)
+        return ClipBatch(frames=v.frames[start:stop], motion=motion, motion_valid=np.array(start >= m),
+                         windows=windows.astype(np.float32), labels=np.array(int(counts.argmax()), np.int64),
+                         reference=v.reference, face_mask=v.face_mask, lips_box=np.array(v.lips_box, np.int64))
+
+    def held_out(self) -> HeldOut:
+        """The evaluation stretch: runtime features, labels and the energy envelope."""
+        video, start, stop = self._ranges("eval")[0]
+        v = self.videos[video]
+        if stop - start < 2:
+            raise FaceTalkError("the dataset holds out fewer than 2 frames", hint="use a longer dataset")
+        labels = [LABELS[code] for code in v.labels[start:stop]]
+        features = [AudioFeatures(*map(float, f)) if label == Label.SPEAKING else None
+                    for f, label in zip(v.raw_features[start:stop], labels, strict=True)]
+        envelope = np.where(v.labels[start:stop] == _SPEAKING, v.raw_features[start:stop, 0], 0.0)
+        return HeldOut(features=features, labels=labels, envelope=envelope.astype(np.float32), fps=self.fps)
