@@ -181,14 +181,31 @@ async def entrypoint(ctx: JobContext) -> None:
     )
 
 
+# LiveKit's server dispatches a room only to workers whose reported load is
+# below its target load (``agents.target_load``, 0.7 by default).
+_SERVER_TARGET_LOAD = 0.7
+
+
 def create_server(config: WorkerConfig) -> AgentServer:
-    """An ``AgentServer`` running :func:`entrypoint`, keys from ``LIVEKIT_*``."""
+    """An ``AgentServer`` running :func:`entrypoint`, keys from ``LIVEKIT_*``.
+
+    With ``max_rooms``, load is the share of rooms in use, scaled so that the
+    worker reads as full to the LiveKit server exactly at ``max_rooms``.
+    """
+    capacity = {}
+    if config.max_rooms is not None:
+        max_rooms = config.max_rooms
+
+        def rooms_load(server: AgentServer) -> float:
+            return _SERVER_TARGET_LOAD * len(server.active_jobs) / max_rooms
+
+        capacity = {"load_fnc": rooms_load, "load_threshold": _SERVER_TARGET_LOAD}
     server = AgentServer(
         setup_fnc=prewarm,
         initialize_process_timeout=60.0,
-        load_threshold=config.load_threshold,
         num_idle_processes=config.num_idle_processes,
         port=config.http_port,
+        **capacity,
     )
     server.rtc_session(entrypoint)
     return server

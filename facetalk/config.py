@@ -267,11 +267,12 @@ class TurnConfig(_Strict):
 class WorkerConfig(_Strict):
     """How one worker shares its machine between rooms (livekit-agents' options)."""
 
-    load_threshold: float = Field(
-        default=0.95,
-        gt=0.0,
-        description="CPU load (0-1) above which the worker takes no new rooms; above 1 it "
-        "never refuses. High by default: rendering keeps a small machine busy by design.",
+    max_rooms: int | None = Field(
+        default=4,
+        ge=1,
+        description="Rooms one worker serves at once. The worker reports its load as "
+        "rooms / max_rooms, so a busy CPU (a build, a benchmark) never stops LiveKit from "
+        "dispatching rooms to it. None: livekit-agents' own CPU-based load.",
     )
     num_idle_processes: int = Field(default=1, ge=0, description="Pre-warmed job processes.")
     http_port: int = Field(

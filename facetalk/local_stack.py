@@ -39,12 +39,12 @@ def running_worker(
 ) -> Iterator[subprocess.Popen[bytes]]:
     """``facetalk agent start`` with ``pipeline`` merged one level deep over ``base_pipeline``.
 
-    The worker never refuses a room for load (``load_threshold`` 10) and picks
-    a free health port. Its log is in ``folder/worker.log`` and, with
+    The worker counts its load in rooms (up to 8), so a busy test machine never
+    stops rooms from being dispatched, and it picks a free health port. Its log is in ``folder/worker.log`` and, with
     ``show_log``, printed when it stops, so a failing test shows it.
     """
     config = yaml.safe_load(base_pipeline.read_text())
-    config["worker"] = {"load_threshold": 10.0, "num_idle_processes": 1, "http_port": 0}
+    config["worker"] = {"max_rooms": 8, "num_idle_processes": 1, "http_port": 0}
     for section, values in pipeline.items():
         replace = section == "llm" or not isinstance(values, dict)
         config[section] = values if replace else {**config.get(section, {}), **values}
