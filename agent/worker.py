@@ -18,6 +18,7 @@ Models load once per process, in :func:`prewarm`, not once per room.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -190,7 +191,10 @@ def create_server(config: WorkerConfig) -> AgentServer:
     """An ``AgentServer`` running :func:`entrypoint`, keys from ``LIVEKIT_*``.
 
     With ``max_rooms``, load is the share of rooms in use, scaled so that the
-    worker reads as full to the LiveKit server exactly at ``max_rooms``.
+    worker reads as full to the LiveKit server exactly at ``max_rooms``. The
+    worker's own threshold is then infinite: livekit-agents would otherwise
+    count each room it is still launching as a whole threshold's worth of
+    load and refuse users who join at the same moment.
     """
     capacity = {}
     if config.max_rooms is not None:
@@ -199,7 +203,7 @@ def create_server(config: WorkerConfig) -> AgentServer:
         def rooms_load(server: AgentServer) -> float:
             return _SERVER_TARGET_LOAD * len(server.active_jobs) / max_rooms
 
-        capacity = {"load_fnc": rooms_load, "load_threshold": _SERVER_TARGET_LOAD}
+        capacity = {"load_fnc": rooms_load, "load_threshold": math.inf}
     server = AgentServer(
         setup_fnc=prewarm,
         initialize_process_timeout=60.0,
