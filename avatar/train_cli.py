@@ -109,7 +109,7 @@ def train_distill(data: Data, out: Out,
                   teacher: Annotated[Path, typer.Option(help="Teacher run folder (its final/) or checkpoint folder.")],
                   config_name: Config = "tiny", steps: Steps = 1000, batch_size: BatchSize = 4, lr: Lr = 1e-4,
                   checkpoint_every: Every = 100, seed: Seed = 0, device: Device = "cpu", resume: Resume = False,
-                  guidance: Annotated[float, typer.Option(help="CFG scale of the teacher's solver step.")] = 1.0,
+                  guidance: Annotated[float, typer.Option(help="Audio CFG scale of the teacher's solver step (1 = none).")] = 1.0,
                   ema_decay: Annotated[float, typer.Option(help="Decay of the EMA target network.")] = 0.95,
                   quiet: Quiet = False) -> None:
     """LCM consistency distillation of a 1/2/4-step student, initialised from the teacher."""
@@ -132,6 +132,8 @@ def eval_generator_command(
     teacher: Annotated[Path | None, typer.Option(help="Teacher checkpoint for PSNR/SSIM vs 25-step DDIM.")] = None,
     persona: Annotated[Path, typer.Option(help="Persona YAML the dataset was made for.")] = Path("configs/persona.yaml"),
     sheet: Annotated[Path | None, typer.Option(help="Also write a contact sheet PNG here.")] = None,
+    hold_out: Annotated[float, typer.Option(help="Measured share of the dataset's last video: 0.15 is the "
+                                                 "stretch training held out; 1.0 for a dataset of unseen audio.")] = 0.15,
     seed: Annotated[int, typer.Option(help="Sampling noise seed.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
@@ -153,8 +155,10 @@ def eval_generator_command(
         teacher = teacher / "final"
     persona_config = load_persona(persona)
     pack = prepare_persona(persona_config.portrait, resolution=384)
+    if not 0 < hold_out <= 1:
+        raise FaceTalkError(f"--hold-out {hold_out} is outside (0, 1]", hint="use 0.15 (training's split) or 1.0")
     held = TrainingClips(data, resolution=config.resolution, window=config.audio_window,
-                         motion_frames=config.motion_frames).held_out()
+                         motion_frames=config.motion_frames, hold_out=hold_out).held_out()
     result, frames = evaluate_generator(pack, held, checkpoint=checkpoint, teacher=teacher,
                                         expression=persona_config.expression, seed=seed)
     if sheet is not None:

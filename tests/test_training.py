@@ -124,8 +124,8 @@ def test_resume_draws_what_an_uninterrupted_run_draws(clips: TrainingClips, vae_
 
 
 def test_distill_smoke(clips: TrainingClips, teacher_run: Path, tmp_path: Path) -> None:
-    """The student starts from the teacher, trains, and exports an engine-loadable checkpoint."""
-    task = DistillTask(TINY, teacher=teacher_run / "final", device=CPU)
+    """The student starts from the teacher, trains with audio guidance, and exports an engine-loadable checkpoint."""
+    task = DistillTask(TINY, teacher=teacher_run / "final", device=CPU, guidance=2.0)
     result = train(task, clips, tmp_path / "student", TrainOptions(steps=3, **QUICK), config="tiny", max_frames=8)
     assert _steps(tmp_path / "student") == [1, 2, 3]
     assert np.isfinite(result.last_loss)

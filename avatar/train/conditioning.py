@@ -63,10 +63,9 @@ class Conditioning:
     audio_keep: torch.Tensor
     weight: torch.Tensor
 
-    def unconditional(self) -> Conditioning:
-        """The same inputs with label and audio dropped (CFG's unconditional branch)."""
-        zeros = torch.zeros_like(self.label_keep)
-        return Conditioning(**{**self.__dict__, "label_keep": zeros, "audio_keep": zeros})
+    def without_audio(self) -> Conditioning:
+        """The same inputs with the audio dropped: the branch audio guidance pushes away from."""
+        return Conditioning(**{**self.__dict__, "audio_keep": torch.zeros_like(self.audio_keep)})
 
 
 def encode_pixels(vae: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:

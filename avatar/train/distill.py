@@ -3,10 +3,13 @@
 The student starts as a copy of the teacher; an EMA copy of the student is
 the target network (LCM's θ⁻, decay ``ema_decay``); the teacher is frozen.
 One step of the loss is described in :mod:`.objectives`. With
-``guidance > 1`` the teacher's DDIM step uses classifier-free guidance over
-the label and audio the teacher learned to do without, so the student
-inherits guided behaviour at no sampling cost (LCM's guided distillation,
-with one fixed scale instead of an embedded one). The student keeps the
+``guidance > 1`` the teacher's DDIM step uses classifier-free guidance on the
+audio (``ε(label, no audio) + w (ε(label, audio) - ε(label, no audio))``, the
+audio dropout the teacher was trained with), so the student inherits a
+stronger audio → mouth response at no sampling cost (LCM's guided
+distillation, with one fixed scale instead of an embedded one). Guiding on
+audio alone, not label and audio, because with independent 10 % dropouts the
+teacher saw both dropped in only 1 % of its clips. The student keeps the
 teacher's interface, so the engine samples it with its LCMScheduler unchanged.
 """
 
@@ -95,7 +98,7 @@ class DistillTask:
         with torch.no_grad():
             eps = self.teacher(x_t, t, cond)
             if self.guidance != 1.0:
-                eps_u = self.teacher(x_t, t, cond.unconditional())
+                eps_u = self.teacher(x_t, t, cond.without_audio())
                 eps = eps_u + self.guidance * (eps - eps_u)
             x0_hat = self.schedule.predict_x0(x_t, eps, t)
             x_prev = self.schedule.add_noise(x0_hat, eps, t_prev)
