@@ -21,7 +21,6 @@ from collections.abc import Callable
 from livekit import rtc
 from livekit.agents import AgentSession, JobContext, utils
 from livekit.agents.voice.avatar import (
-    AvatarRunner,
     DataStreamAudioOutput,
     QueueAudioOutput,
 )
@@ -30,11 +29,13 @@ from ..avatar import create_video_generator
 from ..avatar.labels import Label
 from ..config import PersonaConfig, PipelineConfig
 from ..dialogue.avatar_state import AVATAR_STATE_ATTRIBUTE
+from .avatar_runner import AvatarVideoRunner
 from .remote_avatar import avatar_identity, avatar_token, request_remote_avatar
 
 __all__ = ["LabelSink", "start_avatar"]
 
 LabelSink = Callable[[Label], None]
+
 
 
 async def start_avatar(
@@ -57,7 +58,7 @@ async def _start_in_process(
     video_gen = create_video_generator(persona, pipeline.avatar)
     audio_out = QueueAudioOutput(sample_rate=video_gen.audio_sample_rate)
     session.output.audio = audio_out
-    runner = AvatarRunner(
+    runner = AvatarVideoRunner(
         ctx.room,
         audio_recv=audio_out,
         video_gen=video_gen,

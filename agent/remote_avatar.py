@@ -23,13 +23,14 @@ import aiohttp
 from aiohttp import web
 from livekit import api, rtc
 from livekit.agents.types import ATTRIBUTE_PUBLISH_ON_BEHALF
-from livekit.agents.voice.avatar import AvatarRunner, DataStreamAudioReceiver
+from livekit.agents.voice.avatar import DataStreamAudioReceiver
 
 from ..avatar import create_video_generator
 from ..avatar.labels import Label
 from ..config import AvatarConfig, PersonaConfig
 from ..dialogue.avatar_state import AVATAR_STATE_ATTRIBUTE
 from ..errors import FaceTalkError
+from .avatar_runner import AvatarVideoRunner
 
 __all__ = [
     "AvatarServer",
@@ -97,7 +98,7 @@ async def run_avatar_participant(
     room.on("participant_attributes_changed", follow_label)
     room.on("participant_disconnected", on_left)
     room.on("disconnected", lambda *_: agent_left.set())
-    runner = AvatarRunner(
+    runner = AvatarVideoRunner(
         room,
         audio_recv=DataStreamAudioReceiver(room, sender_identity=agent_identity),
         video_gen=video_gen,
