@@ -254,7 +254,7 @@ class TurnConfig(_Strict):
     max_endpointing_delay_s: float = Field(default=3.0, gt=0.0)
     allow_interruptions: bool = True
     min_interruption_s: float = Field(
-        default=0.3, ge=0.0, description="Speech over the agent that counts as an interruption."
+        default=0.15, ge=0.0, description="Speech over the agent that counts as an interruption."
     )
     preemptive_generation: bool = Field(
         default=True,
