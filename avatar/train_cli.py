@@ -129,7 +129,7 @@ def eval_generator_command(
     data: Annotated[Path, typer.Option(help="Dataset whose held-out stretch is the test audio.")],
     engine: Annotated[str, typer.Option(help="Generator to measure: diffusion.")] = "diffusion",
     checkpoint: Annotated[Path | None, typer.Option(help="Student checkpoint; the bundled one if unset.")] = None,
-    teacher: Annotated[Path | None, typer.Option(help="Teacher checkpoint for PSNR/SSIM vs 25-step DDIM.")] = None,
+    teacher: Annotated[Path | None, typer.Option(help="Teacher for PSNR/SSIM vs 25-step DDIM; default: the checkpoint's teacher/ if any.")] = None,
     persona: Annotated[Path, typer.Option(help="Persona YAML the dataset was made for.")] = Path("configs/persona.yaml"),
     sheet: Annotated[Path | None, typer.Option(help="Also write a contact sheet PNG here.")] = None,
     hold_out: Annotated[float, typer.Option(help="Measured share of the dataset's last video: 0.15 is the "
@@ -151,7 +151,9 @@ def eval_generator_command(
     from .diffusion.checkpoint import checkpoint_config
 
     config = get_config(checkpoint_config(checkpoint))
-    if teacher is not None and (teacher / "final").is_dir():
+    if teacher is None and (checkpoint / "teacher").is_dir():
+        teacher = checkpoint / "teacher"  # the bundled checkpoint ships its teacher
+    elif teacher is not None and (teacher / "final").is_dir():
         teacher = teacher / "final"
     persona_config = load_persona(persona)
     pack = prepare_persona(persona_config.portrait, resolution=384)
