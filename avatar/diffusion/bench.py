@@ -11,8 +11,6 @@ from __future__ import annotations
 import dataclasses
 import statistics
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +28,7 @@ from .engine import DiffusionEngine, DiffusionOptions, _load_models
 from .expression import posed_reference
 from .flops import clip_flops
 from .parallel import StagedRenderer
+from .threads import torch_threads
 
 __all__ = ["GPUS", "DiffusionBenchResult", "GpuProjection", "bench_diffusion", "project_gpu"]
 
@@ -109,16 +108,6 @@ class DiffusionBenchResult:
     projection: GpuProjection | None = None
 
 
-@contextmanager
-def _threads(n: int) -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _speech(frames: int, fps: int, seed: int = 0) -> list[AudioFeatures]:
     """Syllable-like features: ~4 Hz energy bursts with varying brightness."""
     rng = np.random.default_rng(seed)
@@ -171,7 +160,7 @@ def bench_diffusion(pack: PersonaPack, *, config: str = "tiny", steps: int = 2, 
     options = DiffusionOptions(config=config, checkpoint=checkpoint, steps=steps, devices=devices, seed=seed)
     cfg = get_config(config)
     projection = project_gpu(gpu, steps=steps) if gpu else None
-    with _threads(threads):
+    with torch_threads(threads):
         models = _load_models(cfg, options) if checkpoint else build_models(cfg, seed=seed)
         make = lambda **kw: DiffusionEngine(pack, options=dataclasses.replace(options, **kw),  # noqa: E731
                                             models=models)

@@ -45,7 +45,7 @@ from ..engine import CpuEngine
 from ..labels import Label
 from ..persona import PersonaPack
 from .dataset import HeldOut, lips_box
-from .threads import torch_threads
+from ..diffusion.threads import torch_threads
 
 __all__ = ["EngineFigures", "GeneratorEval", "contact_sheet", "evaluate_generator", "mouth_opening", "ssim"]
 

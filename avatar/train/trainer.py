@@ -36,7 +36,7 @@ from .checkpoints import CheckpointStore
 from .dataset import ClipBatch, TrainingClips
 from .loss_log import LossLog
 from .schedule import TrainSchedule
-from .threads import torch_threads
+from ..diffusion.threads import torch_threads
 
 __all__ = ["TrainOptions", "TrainResult", "TrainingTask", "train"]
 

@@ -1,4 +1,4 @@
-"""Torch's intra-op thread count for the length of a block (training, evaluation), then restored.
+"""Torch's intra-op thread count for the length of a block (bench, training, evaluation), then restored.
 
 The tiny config's small ops gain nothing from more threads, and on a shared
 CPU extra threads oversubscribe it: a teacher step measured here took 15 s
