@@ -15,7 +15,9 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from livekit import rtc
@@ -138,10 +140,10 @@ class SimulatedUser:
         await self.room.disconnect()
         await self._mic.aclose()
 
-    async def wait_until(self, predicate: object, timeout: float) -> None:
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float) -> None:
         """Poll ``predicate()`` every 50 ms until true; TimeoutError after ``timeout`` s."""
         deadline = time.monotonic() + timeout
-        while not predicate():  # type: ignore[operator]
+        while not predicate():
             if time.monotonic() > deadline:
                 raise TimeoutError(f"condition not met within {timeout} s")
             await asyncio.sleep(0.05)
@@ -167,8 +169,8 @@ class SimulatedUser:
 
     # --- internals -----------------------------------------------------------
 
-    def _spawn(self, coro: object) -> None:
-        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
