@@ -36,12 +36,13 @@ from livekit.agents import (
     vad,
 )
 from livekit.agents.voice.agent_session import SessionConnectOptions
-from livekit.agents.voice.room_io import RoomOptions
+from livekit.agents.voice.room_io import AudioInputOptions, RoomOptions
 from ..config import PersonaConfig, PipelineConfig, WorkerConfig, load_persona, load_pipeline
 from ..dialogue.avatar_state import AvatarStateDriver
 from ..errors import FaceTalkError
 from ..dialogue.persona_agent import PersonaAgent
 from .avatar_output import start_avatar
+from .pcm import SPEECH_RATE
 from .turn_metrics import publish_turn_metrics
 from .providers import build_llm, build_stt, build_tts, build_vad, describe
 
@@ -177,10 +178,17 @@ async def entrypoint(ctx: JobContext) -> None:
         PersonaAgent(persona),
         room=ctx.room,
         room_options=RoomOptions(
-            participant_identity=user.identity, close_on_disconnect=True, delete_room_on_close=True
+            participant_identity=user.identity,
+            audio_input=AudioInputOptions(sample_rate=SPEECH_RATE, frame_size_ms=_MIC_FRAME_MS),
+            close_on_disconnect=True,
+            delete_room_on_close=True,
         ),
     )
 
+
+_MIC_FRAME_MS = 20
+"""The user's audio reaches the VAD in 20 ms frames (livekit-agents' default is
+50): a frame's length is added to every end-of-speech and barge-in detection."""
 
 # LiveKit's server dispatches a room only to workers whose reported load is
 # below its target load (``agents.target_load``, 0.7 by default).
