@@ -254,12 +254,15 @@ class TurnConfig(_Strict):
     max_endpointing_delay_s: float = Field(default=3.0, gt=0.0)
     allow_interruptions: bool = True
     min_interruption_s: float = Field(
-        default=0.15, ge=0.0, description="Speech over the agent that counts as an interruption."
+        default=0.1,
+        ge=0.0,
+        description="Speech over the agent that counts as an interruption; shorter stops "
+        "the agent sooner, and lets shorter noises stop it too.",
     )
     preemptive_generation: bool = Field(
         default=True,
-        description="Start the LLM and TTS on the final transcript, before the turn is "
-        "committed; a reply to words the user then extends is discarded.",
+        description="Start the LLM and TTS on the preflight transcript, during the silence "
+        "that ends the turn; a reply to words the user then extends is discarded.",
     )
     idle_after_s: float = Field(default=8.0, gt=0.0)
 
