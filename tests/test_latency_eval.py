@@ -63,6 +63,17 @@ def test_user_side_figures_agree_with_the_agents_stages(report: dict) -> None:
         assert turn["avatar_ms"] is not None and turn["avatar_ms"] >= turn["response_ms"] - 200
 
 
+def test_the_legs_and_the_agents_turn_add_up_to_the_response(report: dict) -> None:
+    """to_agent + e2e + to_user is the user-side response, and both legs take time."""
+    timed = [t for t in report["turns"] if t["response_ms"] is not None and "to_user" in t["stages_ms"]]
+    assert timed
+    for turn in timed:
+        stages = turn["stages_ms"]
+        assert 0 < stages["to_agent"] < 2000 and 0 < stages["to_user"] < 2000, stages
+        total = stages["to_agent"] + stages["e2e_latency"] + stages["to_user"]
+        assert total == pytest.approx(turn["response_ms"], abs=30)
+
+
 def test_bad_script_is_explained(tmp_path: Path) -> None:
     """A script turn with neither text nor wav is refused with the rule."""
     path = tmp_path / "script.yaml"

@@ -17,10 +17,19 @@ Definitions (also in docs/latency.md):
   first 300 ms of quiet in received agent audio;
 - ``barge_in_listening_ms``: same onset → first frame from which the mouth
   stays closed for 200 ms.
+
+Two stages put the agent's own timestamps (wall clock) beside ours, which is
+sound because the evaluator and the worker it starts share one machine's
+clock: ``to_agent`` (end of user speech → the agent's VAD places the end of
+speech: the network, the receiver's jitter buffer and the quiet tail of the
+last word the VAD still hears) and ``to_user`` (the agent starts playing → the
+user hears it: the A/V synchroniser, the network and the jitter buffer). With
+``e2e_latency`` between them they add up to ``response_ms``.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,8 +39,11 @@ from .mouth import MouthRegion
 
 __all__ = ["STAGES", "JoinResult", "TurnResult", "measure_join", "measure_turn", "voiced_bounds"]
 
-STAGES = ("end_of_turn_delay", "transcription_delay", "llm_node_ttft", "tts_node_ttfb", "playback_latency", "e2e_latency")
+AGENT_STAGES = ("end_of_turn_delay", "transcription_delay", "llm_node_ttft", "tts_node_ttfb", "playback_latency", "e2e_latency")
 """The agent's own per-reply metrics (livekit-agents' MetricsReport), reported in ms."""
+
+STAGES = ("to_agent", *AGENT_STAGES, "to_user")
+"""Every stage of a turn's breakdown, in ms: the agent's, and the two legs between it and the user."""
 
 _MAX_LAG_S = 0.3
 _CLOSED_FRAMES = 5  # 200 ms at 25 fps
@@ -133,13 +145,25 @@ def measure_turn(
                 break
 
     # The user's message carries the end-of-turn stages, the agent's reply the rest.
-    for role in ("user", "assistant"):
-        for arrived, report in user.turn_metrics:
-            if report.get("role") == role and end < arrived < until:
-                metrics = report.get("metrics", {})
-                result.stages_ms |= {k: metrics[k] * 1000 for k in STAGES if k in metrics}
-                break
+    metrics = {role: _turn_metrics(user, role, end, until) for role in ("user", "assistant")}
+    for role_metrics in metrics.values():
+        result.stages_ms |= {k: role_metrics[k] * 1000 for k in AGENT_STAGES if k in role_metrics}
+    wall_offset = time.time() - time.monotonic()  # the agent stamps with time.time()
+    if (agent_heard_end := metrics["user"].get("stopped_speaking_at")) is not None:
+        result.stages_ms["to_agent"] = (agent_heard_end - wall_offset - end) * 1000
+    agent_started = metrics["assistant"].get("started_speaking_at")
+    if agent_started is not None and result.response_ms is not None:
+        heard = end + result.response_ms / 1000
+        result.stages_ms["to_user"] = (heard + wall_offset - agent_started) * 1000
     return result
+
+
+def _turn_metrics(user: SimulatedUser, role: str, after: float, before: float) -> dict:
+    """The first ``role`` message's metrics that arrived between ``after`` and ``before``."""
+    for arrived, report in user.turn_metrics:
+        if report.get("role") == role and after < arrived < before:
+            return report.get("metrics", {})
+    return {}
 
 
 def measure_join(user: SimulatedUser) -> JoinResult:

@@ -2,7 +2,8 @@
 
 ``summary`` maps each measure to ``{p50, p90, p95, n}`` in milliseconds over
 the turns where it applies; ``stages`` does the same for the agent's own
-per-reply metrics, which break ``response_ms`` down (see docs/latency.md).
+per-reply metrics and the legs between agent and user, which break
+``response_ms`` down (see docs/latency.md).
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def print_summary(report: dict, console: Console) -> None:
     table = Table(title=f"turn-taking latency ({report['setup']['rooms']} room(s), LLM: {report['setup']['llm']})")
     for column in ("measure", "p50 ms", "p90 ms", "p95 ms", "n"):
         table.add_column(column, justify="right" if column != "measure" else "left")
-    for name, stats in [*report["summary"].items(), *((f"agent: {k}", v) for k, v in report["stages"].items())]:
+    for name, stats in [*report["summary"].items(), *((f"stage: {k}", v) for k, v in report["stages"].items())]:
         table.add_row(name, *(("-" if stats[k] is None else f"{stats[k]:.0f}") for k in ("p50", "p90", "p95")), str(stats["n"]))
     console.print(table)
     fps = [r["delivered_fps"] for r in report["rooms"]]
@@ -107,12 +108,11 @@ def _plots(report: dict) -> list[tuple[str, str]]:
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(8, 0.35 * len(turns) + 1.2))
-    colours = {"end_of_turn_delay": "#4c72b0", "llm_node_ttft": "#dd8452", "tts_node_ttfb": "#55a868", "playback_latency": "#c44e52"}
+    colours = {"to agent": "#8c8c8c", "end of turn": "#4c72b0", "reply (LLM, TTS, avatar)": "#55a868", "to user": "#c44e52"}
     for row, turn in enumerate(turns):
         left = 0.0
-        for stage, colour in colours.items():
-            width = turn["stages_ms"].get(stage, 0.0)
-            ax.barh(row, width, left=left, color=colour, label=stage if row == 0 else None)
+        for (name, colour), width in zip(colours.items(), _timeline(turn["stages_ms"]), strict=True):
+            ax.barh(row, width, left=left, color=colour, label=name if row == 0 else None)
             left += width
         if turn["response_ms"] is not None:
             ax.plot(turn["response_ms"], row, "k|", markersize=12, label="user-side response" if row == 0 else None)
@@ -120,7 +120,7 @@ def _plots(report: dict) -> list[tuple[str, str]]:
     ax.invert_yaxis()
     ax.set_xlabel("ms after end of user speech")
     ax.legend(loc="lower right", fontsize=8)
-    plots.append(("Per-turn timeline: agent stages (bars) and user-side response (|)", _png(fig)))
+    plots.append(("Per-turn timeline: stages (bars) and user-side response (|)", _png(fig)))
     plt.close(fig)
 
     lags = [t["lipsync_lag_ms"] for t in turns if t["lipsync_lag_ms"] is not None]
@@ -132,6 +132,17 @@ def _plots(report: dict) -> list[tuple[str, str]]:
     plots.append(("Lip-sync lags", _png(fig)))
     plt.close(fig)
     return plots
+
+
+def _timeline(stages: dict[str, float]) -> tuple[float, float, float, float]:
+    """A turn as consecutive spans: to the agent, end of turn, the reply's start, to the user.
+
+    The LLM and TTS start during the end-of-turn wait (preemptive generation),
+    so their own times overlap it; what they add is e2e minus end of turn.
+    """
+    end_of_turn = stages.get("end_of_turn_delay", 0.0)
+    reply = max(stages.get("e2e_latency", end_of_turn) - end_of_turn, 0.0)
+    return stages.get("to_agent", 0.0), end_of_turn, reply, stages.get("to_user", 0.0)
 
 
 def write_html(report: dict, path: Path) -> None:
