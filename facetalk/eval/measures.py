@@ -145,24 +145,28 @@ def measure_turn(
                 break
 
     # The user's message carries the end-of-turn stages, the agent's reply the rest.
-    metrics = {role: _turn_metrics(user, role, end, until) for role in ("user", "assistant")}
-    for role_metrics in metrics.values():
-        result.stages_ms |= {k: role_metrics[k] * 1000 for k in AGENT_STAGES if k in role_metrics}
-    wall_offset = time.time() - time.monotonic()  # the agent stamps with time.time()
-    if (agent_heard_end := metrics["user"].get("stopped_speaking_at")) is not None:
-        result.stages_ms["to_agent"] = (agent_heard_end - wall_offset - end) * 1000
-    agent_started = metrics["assistant"].get("started_speaking_at")
-    if agent_started is not None and result.response_ms is not None:
-        heard = end + result.response_ms / 1000
-        result.stages_ms["to_user"] = (heard + wall_offset - agent_started) * 1000
+    # They are matched by the agent's own stamps (wall clock, shared with ours):
+    # an interrupted reply's metrics only arrive after the next turn has begun.
+    to_monotonic = time.monotonic() - time.time()
+    heard_end = _turn_metrics(user, "user", "stopped_speaking_at", start, until, to_monotonic)
+    reply = _turn_metrics(user, "assistant", "started_speaking_at", end, until, to_monotonic)
+    for metrics in (heard_end, reply):
+        result.stages_ms |= {k: metrics[k] * 1000 for k in AGENT_STAGES if k in metrics}
+    if heard_end:
+        result.stages_ms["to_agent"] = (heard_end["stopped_speaking_at"] + to_monotonic - end) * 1000
+    if reply and first_audio is not None and result.response_ms is not None:
+        result.stages_ms["to_user"] = (first_audio - reply["started_speaking_at"] - to_monotonic) * 1000
     return result
 
 
-def _turn_metrics(user: SimulatedUser, role: str, after: float, before: float) -> dict:
-    """The first ``role`` message's metrics that arrived between ``after`` and ``before``."""
-    for arrived, report in user.turn_metrics:
-        if report.get("role") == role and after < arrived < before:
-            return report.get("metrics", {})
+def _turn_metrics(
+    user: SimulatedUser, role: str, stamp: str, after: float, before: float, to_monotonic: float
+) -> dict:
+    """The metrics of the first ``role`` message whose ``stamp`` (wall clock) falls in (after, before)."""
+    for _, report in user.turn_metrics:
+        metrics = report.get("metrics", {})
+        if report.get("role") == role and stamp in metrics and after < metrics[stamp] + to_monotonic < before:
+            return metrics
     return {}
 
 
