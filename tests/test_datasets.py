@@ -21,6 +21,7 @@ from facetalk.avatar.persona import prepare_persona
 from facetalk.avatar.speech import speak
 from facetalk.cli import app
 from facetalk.config import load_persona
+from facetalk.errors import FaceTalkError
 
 from .conftest import CONFIGS
 
@@ -154,6 +155,17 @@ def test_split_shares_no_frames(synth: Path) -> None:
             {(s.video, k) for s in held.spans for k in range(s.start, s.stop)})
         clip = held.sample(np.random.default_rng(0), 7)
         assert any(s.video == clip.video and s.start <= clip.start and clip.start + 7 <= s.stop for s in held.spans)
+
+
+def test_a_damaged_video_is_named_with_the_fix(synth: Path, tmp_path: Path) -> None:
+    """A video whose files were lost is a FaceTalkError naming its folder, not a numpy error."""
+    damaged = tmp_path / "damaged"
+    shutil.copytree(synth, damaged)
+    video = next((damaged / "videos").iterdir())
+    (video / "meta.npz").unlink()
+    dataset = FaceTalkDataset(damaged, clip_frames=10, require_valid=False)
+    with pytest.raises(FaceTalkError, match=f"(?s){video.name}: unreadable video.*fix: rebuild the dataset"):
+        dataset.clip(video.name, 0, 10)
 
 
 def test_build_keeps_the_good_video_and_reports_the_rest(built: Path) -> None:

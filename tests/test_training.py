@@ -149,7 +149,7 @@ def test_eval_generator_json(dataset: Path, teacher_run: Path) -> None:
 
 def test_bad_inputs(clips: TrainingClips, vae_run: Path, tmp_path: Path) -> None:
     """A missing dataset, another config's checkpoint, and a mismatched or clobbered run are FaceTalkErrors."""
-    with pytest.raises(FaceTalkError, match="no dataset"):
+    with pytest.raises(FaceTalkError, match="not a FaceTalk dataset"):
         TrainingClips(tmp_path / "nowhere", resolution=64, window=5, motion_frames=2)
     with pytest.raises(FaceTalkError, match="not 'base-384'"):
         TeacherTask(get_config("base-384"), vae=vae_run / "final", device=CPU)

@@ -68,11 +68,14 @@ class _Video:
     """One video folder: crops and audio memory-mapped, the per-frame arrays in memory."""
 
     def __init__(self, folder: Path) -> None:
-        self.jpegs = np.load(folder / "frames.npy", mmap_mode="r")
-        self.index = np.load(folder / "frame_index.npy")
-        self.audio = np.load(folder / "audio.npy", mmap_mode="r")
-        with np.load(folder / "meta.npz") as meta:
-            self.meta = {name: meta[name] for name in meta.files}
+        try:
+            self.jpegs = np.load(folder / "frames.npy", mmap_mode="r")
+            self.index = np.load(folder / "frame_index.npy")
+            self.audio = np.load(folder / "audio.npy", mmap_mode="r")
+            with np.load(folder / "meta.npz") as meta:
+                self.meta = {name: meta[name] for name in meta.files}
+        except (OSError, ValueError) as e:
+            raise FaceTalkError(f"{folder}: unreadable video ({e})", hint="rebuild the dataset") from e
 
     def frame(self, k: int) -> np.ndarray:
         data = np.asarray(self.jpegs[self.index[k]:self.index[k + 1]])

@@ -29,7 +29,8 @@ import numpy as np
 
 from ...errors import FaceTalkError
 from ..audio import AudioFeatures
-from ..data.format import LABELS, read_manifest
+from ..data.format import LABELS
+from ..data.reader import FaceTalkDataset
 from ..diffusion.audio_windows import feature_vector
 from ..labels import Label
 from ..landmarks import MeshIndex
@@ -38,6 +39,7 @@ __all__ = ["ClipBatch", "HeldOut", "TrainingClips", "VideoData"]
 
 Split = Literal["train", "eval"]
 _SPEAKING = LABELS.index(Label.SPEAKING)
+_DECODE_CHUNK = 256  # frames decoded at the stored resolution at once
 
 
 @dataclass
@@ -107,14 +109,6 @@ class HeldOut:
     fps: int
 
 
-def _decode(jpegs: np.ndarray, index: np.ndarray, start: int, stop: int, side: int) -> np.ndarray:
-    out = np.empty((stop - start, side, side, 3), np.uint8)
-    for k in range(start, stop):
-        bgr = cv2.imdecode(np.asarray(jpegs[index[k]:index[k + 1]]), cv2.IMREAD_COLOR)
-        out[k - start] = cv2.resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (side, side), interpolation=cv2.INTER_AREA)
-    return out
-
-
 def _face_mask(points: np.ndarray, side: int) -> np.ndarray:
     mask = np.zeros((side, side), np.uint8)
     cv2.fillPoly(mask, [np.round(points[list(MeshIndex.FACE_OVAL)]).astype(np.int32)], 255)
@@ -141,46 +135,43 @@ class TrainingClips:
 
     Raises:
         FaceTalkError: missing folder, not a dataset, or no usable frames.
+
+    It reads the dataset through :class:`~facetalk.avatar.data.reader.FaceTalkDataset`.
     """
 
     def __init__(self, root: Path, *, resolution: int, window: int, motion_frames: int,
                  hold_out: float = 0.15) -> None:
-        root = Path(root)
-        if not (root / "manifest.json").is_file():
-            raise FaceTalkError(f"no dataset at {root} (no manifest.json)",
-                                hint="build one with 'facetalk data synth' or 'facetalk data build'")
-        try:
-            manifest = read_manifest(root)
-        except (ValueError, OSError) as e:
-            raise FaceTalkError(f"{root}: unreadable dataset manifest: {e}", hint="rebuild the dataset") from e
-        self.fps = int(manifest["fps"])  # type: ignore[arg-type]
-        self.window, self.motion_frames = window, motion_frames
-        ids = [str(v["id"]) for v in manifest["videos"]]  # type: ignore[union-attr, index]
-        if not ids:
+        dataset = FaceTalkDataset(root, require_valid=False)
+        if not dataset.spans:
             raise FaceTalkError(f"{root}: the dataset has no videos", hint="build it again with more input")
-        self.videos = [self._load(root / "videos" / i, resolution) for i in ids]
+        self.fps = dataset.fps
+        self.window, self.motion_frames = window, motion_frames
+        self.videos = [self._load(dataset, span.video, span.stop, resolution) for span in dataset.spans]
         last = len(self.videos[-1].frames)
         self._cut = last - int(round(last * hold_out))
 
     @staticmethod
-    def _load(folder: Path, side: int) -> VideoData:
-        try:
-            jpegs = np.load(folder / "frames.npy", mmap_mode="r")
-            index = np.load(folder / "frame_index.npy")
-            meta = np.load(folder / "meta.npz")
-        except OSError as e:
-            raise FaceTalkError(f"{folder}: unreadable video: {e}", hint="rebuild the dataset") from e
-        stored = int(meta["reference"].shape[0])
-        scale = side / stored
-        points = np.median(meta["landmarks"][meta["valid"]].astype(np.float32), axis=0) * scale
-        labels = meta["labels"].astype(np.uint8)
-        raw = meta["features"].astype(np.float32)
+    def _load(dataset: FaceTalkDataset, video: str, count: int, side: int) -> VideoData:
+        """Decode ``video`` at ``side``, a chunk at a time so only ``side``-sized frames are kept."""
+        frames = np.empty((count, side, side, 3), np.uint8)
+        raw, labels, landmarks, valid = [], [], [], []
+        for start in range(0, count, _DECODE_CHUNK):
+            chunk = dataset.clip(video, start, min(_DECODE_CHUNK, count - start))
+            for k, rgb in enumerate(chunk.frames):
+                frames[start + k] = cv2.resize(rgb, (side, side), interpolation=cv2.INTER_AREA)
+            raw.append(chunk.features)
+            labels.append(chunk.labels)
+            landmarks.append(chunk.landmarks[chunk.valid])
+            valid.append(chunk.valid)
+        scale = side / chunk.reference.shape[0]
+        points = np.median(np.concatenate(landmarks), axis=0) * scale
+        raw_features = np.concatenate(raw).astype(np.float32)
+        label_codes = np.concatenate(labels).astype(np.uint8)
         features = np.stack([feature_vector(AudioFeatures(*map(float, f)) if code == _SPEAKING else None)
-                             for f, code in zip(raw, labels, strict=True)])
-        reference = cv2.resize(meta["reference"], (side, side), interpolation=cv2.INTER_AREA)
-        return VideoData(id=folder.name, frames=_decode(jpegs, index, 0, len(index) - 1, side),
-                         features=features, raw_features=raw, labels=labels, reference=reference,
-                         face_mask=_face_mask(points, side), lips_box=lips_box(points))
+                             for f, code in zip(raw_features, label_codes, strict=True)])
+        reference = cv2.resize(chunk.reference, (side, side), interpolation=cv2.INTER_AREA)
+        return VideoData(id=video, frames=frames, features=features, raw_features=raw_features, labels=label_codes,
+                         reference=reference, face_mask=_face_mask(points, side), lips_box=lips_box(points))
 
     # --- sampling ---------------------------------------------------------------------
 
