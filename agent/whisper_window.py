@@ -43,6 +43,12 @@ TRAILING_SILENCE_S = 0.5
 LOOP_COMPRESSION_RATIO = 2.4
 """Whisper's threshold (``compression_ratio_threshold``) above which text is a loop."""
 
+NO_SPEECH_PROB = 0.6
+UNSURE_LOGPROB = -1.0
+"""Whisper's rule (``no_speech_threshold``, ``log_prob_threshold``), as faster-whisper
+applies it: text the model thinks is probably not speech, and is unsure of, is a
+hallucination on noise (a cough heard as "Thank you.") and is dropped."""
+
 _FULL_WINDOW_S = 30.0
 _SECONDS_PER_TIMESTAMP = 0.02
 
@@ -67,7 +73,8 @@ def decode_in_short_window(
 
     Returns ``None`` when a short window does not apply (the audio needs the
     full 30 s window) or its result looks unreliable; decode the 30 s window
-    then. The language must be known: detecting it needs the full window.
+    then. The text is empty when Whisper judges the audio not to be speech.
+    The language must be known: detecting it needs the full window.
     """
     duration = audio.size / SPEECH_RATE
     window_s = max(MIN_WINDOW_S, duration + TRAILING_SILENCE_S)
@@ -83,11 +90,15 @@ def decode_in_short_window(
         suppress_blank=True,
         suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
         return_scores=True,
+        return_no_speech_prob=True,
     )[0]
     text = _text_before(result.sequences_ids[0], tokenizer, end_s=duration)
     if text is None or get_compression_ratio(text) > LOOP_COMPRESSION_RATIO:
         return None
-    return WindowTranscript(text=text.strip(), avg_logprob=result.scores[0])
+    avg_logprob = result.scores[0]
+    if result.no_speech_prob > NO_SPEECH_PROB and avg_logprob < UNSURE_LOGPROB:
+        text = ""
+    return WindowTranscript(text=text.strip(), avg_logprob=avg_logprob)
 
 
 def _features(model: WhisperModel, audio: np.ndarray, window_s: float) -> ctranslate2.StorageView:

@@ -71,3 +71,10 @@ def test_an_unfinished_segment_is_refused(tokenizer: Tokenizer) -> None:
     """Decoding that ran out of length mid-segment (a loop) gives None, not half a text."""
     tokens = [tokenizer.timestamp_begin, *tokenizer.encode(" Hi hi hi hi")]
     assert _text_before(tokens, tokenizer, end_s=1.0) is None
+
+
+def test_noise_is_not_heard_as_words(model: WhisperModel) -> None:
+    """A second of noise gives no words (Whisper's no-speech rule), not a hallucinated "Thank you."."""
+    noise = np.random.default_rng(2).normal(0, 0.05, SPEECH_RATE).astype(np.float32)
+    short = decode_in_short_window(model, noise, language="en", beam_size=1)
+    assert short is None or short.text == ""
