@@ -14,6 +14,7 @@ import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
+import numpy as np
 import pytest
 import pytest_asyncio
 from livekit import api, rtc
@@ -22,7 +23,7 @@ from facetalk.agent.scripted_llm_server import ScriptedLLMServer
 from facetalk.config import load_persona
 from facetalk.eval.mouth import MouthRegion
 from facetalk.livekit_server import LocalLiveKitServer
-from facetalk.simulated_user import SimulatedUser
+from facetalk.simulated_user import MIC_RATE, SimulatedUser
 
 from .conftest import CONFIGS, running_worker
 from .speech import speak, transcribe, word_error_rate
@@ -123,6 +124,37 @@ async def test_user_talking_over_the_agent_stops_it(
     assert stopped - barge_in <= 0.5 + _JITTER_S, f"agent audio went on for {stopped - barge_in:.2f} s"
     states = user.label_changes()
     assert any(t > barge_in and s == "listening" for t, s in states), states
+
+
+async def test_a_pause_inside_a_question_does_not_end_the_turn(
+    livekit_server: LocalLiveKitServer, worker: subprocess.Popen[bytes], scripted_llm: ScriptedLLMServer
+) -> None:
+    """A 0.2 s pause mid-question is long enough for a preflight reply to its first half,
+    shorter than the silence that ends a turn: the agent answers the whole question."""
+    first_half = speak("Please tell me")
+    first_half = first_half[: np.flatnonzero(np.abs(first_half.astype(np.int32)) > 64)[-1] + 1]
+    pause = np.zeros(int(0.2 * MIC_RATE), np.int16)
+    seen = len(scripted_llm.requests)
+    user = await _join(livekit_server)
+    try:
+        asked = await user.say(np.concatenate([first_half, pause, speak("your name.")]))
+        await user.wait_for_answer()
+    finally:
+        await user.leave()
+
+    asked_llm = [_last_user_text(body) for body in scripted_llm.requests[seen:]]
+    assert any("name" not in text for text in asked_llm), f"no preflight on the first half: {asked_llm}"
+    assert "tell me your name" in asked_llm[-1], asked_llm
+    start, end = user.audio.loud_span(after=asked.end)
+    answer = transcribe(user.audio.between(start - 0.2, end + 0.2))
+    assert word_error_rate(NAME_ANSWER, answer) <= 0.25, answer
+
+
+def _last_user_text(body: dict) -> str:
+    """The last user message of a chat-completions request, lower-cased."""
+    content = [m["content"] for m in body["messages"] if m["role"] == "user"][-1]
+    parts = content if isinstance(content, list) else [{"text": content}]
+    return " ".join(part.get("text", "") for part in parts).lower()
 
 
 @pytest.mark.parametrize("mode", ["error", "slow"])
