@@ -7,8 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from facetalk.eval.measures import _best_peak
 from facetalk.eval.report import MEASURES
 from facetalk.eval.script import load_script
 from facetalk.errors import FaceTalkError
@@ -72,6 +74,16 @@ def test_the_legs_and_the_agents_turn_add_up_to_the_response(report: dict) -> No
         assert 0 < stages["to_agent"] < 2000 and 0 < stages["to_user"] < 2000, stages
         total = stages["to_agent"] + stages["e2e_latency"] + stages["to_user"]
         assert total == pytest.approx(turn["response_ms"], abs=30)
+
+
+def test_lipsync_lag_is_the_correlation_peak_not_a_rise_at_the_range_end() -> None:
+    """Speech rhythm lifts the correlation again near ±300 ms; the inner peak wins, and a
+    curve that climbs all the way to the end (video later than the range) gives the end."""
+    lags = np.arange(-0.3, 0.30001, 0.01)
+    rhythm = 0.5 * np.cos((lags - 0.02) * 2 * np.pi / 0.3) * np.exp(-np.abs(lags) / 0.6)
+    rhythm += np.where(lags > 0.2, (lags - 0.2) * 5, 0)
+    assert lags[_best_peak(rhythm)] == pytest.approx(0.02)
+    assert lags[_best_peak(lags.copy())] == pytest.approx(0.3)
 
 
 def test_bad_script_is_explained(tmp_path: Path) -> None:

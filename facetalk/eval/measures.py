@@ -10,9 +10,9 @@ Definitions (also in docs/latency.md):
   speech level;
 - ``avatar_ms``: end of user speech → first received frame whose mouth is
   open beyond its listening range;
-- ``lipsync_lag_ms``: the lag maximising the correlation between the received
-  agent audio's loudness and the mouth's openness over the answer (positive:
-  video later than audio);
+- ``lipsync_lag_ms``: the lag of the highest peak of the correlation between
+  the received agent audio's loudness and the mouth's openness over the answer
+  (positive: video later than audio);
 - ``barge_in_audio_stop_ms``: onset of the interrupting speech → start of the
   first 300 ms of quiet in received agent audio;
 - ``barge_in_listening_ms``: same onset → first frame from which the mouth
@@ -39,7 +39,7 @@ from .mouth import MouthRegion
 
 __all__ = ["STAGES", "JoinResult", "TurnResult", "measure_join", "measure_turn", "voiced_bounds"]
 
-AGENT_STAGES = ("end_of_turn_delay", "transcription_delay", "llm_node_ttft", "tts_node_ttfb", "playback_latency", "e2e_latency")
+AGENT_STAGES = ("end_of_turn_delay", "transcription_delay", "llm_node_ttft", "llm_node_ttfs", "tts_node_ttfb", "playback_latency", "e2e_latency")
 """The agent's own per-reply metrics (livekit-agents' MetricsReport), reported in ms."""
 
 STAGES = ("to_agent", *AGENT_STAGES, "to_user")
@@ -99,15 +99,28 @@ def _lipsync_lag_ms(user: SimulatedUser, mouth: MouthRegion, start: float, end: 
         return None
     audio_times, levels = user.audio.rms()
     smoothed = np.convolve(levels, np.ones(4) / 4, mode="same")  # 40 ms, about one frame
-    best_lag, best_corr = None, -2.0
-    for lag in np.arange(-_MAX_LAG_S, _MAX_LAG_S + 1e-9, 0.01):
+    lags = np.arange(-_MAX_LAG_S, _MAX_LAG_S + 1e-9, 0.01)
+    corrs = np.full(lags.size, np.nan)
+    for i, lag in enumerate(lags):
         envelope = np.interp(frame_times[pick] - lag, audio_times, smoothed)
-        if envelope.std() == 0:
-            continue
-        corr = float(np.corrcoef(openness[pick], envelope)[0, 1])
-        if corr > best_corr:
-            best_lag, best_corr = lag, corr
-    return None if best_lag is None else best_lag * 1000
+        if envelope.std() > 0:
+            corrs[i] = np.corrcoef(openness[pick], envelope)[0, 1]
+    if np.isnan(corrs).all():
+        return None
+    return float(lags[_best_peak(corrs)]) * 1000
+
+
+def _best_peak(corrs: np.ndarray) -> int:
+    """Index of the highest local maximum inside the range, or of the maximum if there is none.
+
+    Speech has a syllable rhythm of 4-5 Hz, so over a short answer the
+    correlation rises again towards ±300 ms; an end of the range is a peak
+    only when the correlation climbs all the way to it.
+    """
+    filled = np.nan_to_num(corrs, nan=-2.0)
+    inner = np.arange(1, filled.size - 1)
+    peaks = inner[(filled[inner] >= filled[inner - 1]) & (filled[inner] >= filled[inner + 1])]
+    return int(peaks[np.argmax(filled[peaks])]) if peaks.size else int(np.argmax(filled))
 
 
 def measure_turn(
