@@ -21,81 +21,25 @@ const STATE_LABELS = {
 };
 
 const $ = (id) => document.getElementById(id);
-const ui = {
-  connection: $('connection'),
-  error: $('error'),
-  lobby: $('lobby'),
-  personas: $('personas'),
-  join: $('join'),
-  call: $('call'),
-  video: $('avatar'),
-  state: $('state'),
-  latency: $('latency'),
-  mute: $('mute'),
-  leave: $('leave'),
-};
 
-let chosen = null; // {id, name}
-let room = null;
-const latency = new LatencyReadout(ui.latency);
-const transcript = new Transcript($('transcript'), (who, final) => {
-  if (who === 'user' && final) latency.userFinished();
-  if (who === 'agent') latency.agentStarted();
-});
-
-function showError(message) {
-  ui.error.textContent = message;
-  ui.error.hidden = !message;
+function findElements() {
+  return {
+    connection: $('connection'),
+    error: $('error'),
+    lobby: $('lobby'),
+    personas: $('personas'),
+    join: $('join'),
+    call: $('call'),
+    video: $('avatar'),
+    state: $('state'),
+    latency: $('latency'),
+    mute: $('mute'),
+    leave: $('leave'),
+    transcript: $('transcript'),
+  };
 }
 
-function setConnection(text) {
-  ui.connection.textContent = text;
-}
-
-function setAgentState(state) {
-  ui.state.dataset.state = state;
-  ui.state.textContent = STATE_LABELS[state] ?? state;
-  if (state === 'speaking') latency.agentStarted();
-}
-
-// --- lobby -------------------------------------------------------------------
-
-function renderPersonas({ personas, default: defaultId }) {
-  ui.personas.replaceChildren(
-    ...personas.map((persona) => {
-      const card = document.createElement('button');
-      card.className = 'persona';
-      card.setAttribute('role', 'radio');
-      card.dataset.id = persona.id;
-      card.title = persona.greeting;
-      const img = document.createElement('img');
-      img.src = persona.portrait_url;
-      img.alt = '';
-      const name = document.createElement('span');
-      name.textContent = persona.name;
-      card.append(img, name);
-      card.addEventListener('click', () => choose(persona));
-      return card;
-    }),
-  );
-  const first = personas.find((p) => p.id === defaultId) ?? personas[0];
-  if (first) {
-    choose(first);
-  } else {
-    showError('No personas are configured: add a persona YAML to the folder facetalk web serves.');
-  }
-}
-
-function choose(persona) {
-  chosen = persona;
-  for (const card of ui.personas.children) {
-    card.setAttribute('aria-checked', String(card.dataset.id === persona.id));
-  }
-  ui.join.disabled = false;
-  ui.join.textContent = `Talk to ${persona.name}`;
-}
-
-// --- the call ----------------------------------------------------------------
+// Messages for what can go wrong while joining; each says what to do about it.
 
 function describeConnectionError(error, url) {
   if (error instanceof ConnectionError) {
@@ -119,118 +63,189 @@ function describeMicrophoneError(error) {
   return `The microphone could not be opened: ${error.message ?? error}`;
 }
 
-function watchRoom(joined) {
-  joined.on(RoomEvent.TrackSubscribed, (track) => {
-    if (track.kind === Track.Kind.Video) {
-      track.attach(ui.video);
-    } else if (track.kind === Track.Kind.Audio) {
-      document.body.append(track.attach());
-    }
-  });
-  joined.on(RoomEvent.TrackUnsubscribed, (track) => {
-    for (const element of track.detach()) {
-      if (element !== ui.video) element.remove();
-    }
-  });
-  joined.on(RoomEvent.ParticipantAttributesChanged, (changed, participant) => {
-    if (participant.isAgent && AGENT_STATE in changed) setAgentState(changed[AGENT_STATE]);
-  });
-  joined.on(RoomEvent.ParticipantDisconnected, (participant) => {
-    if (participant.isAgent) setAgentState('left');
-  });
-  joined.on(RoomEvent.Disconnected, () => {
-    // Only a call still on screen ends here; leave() and failJoin() have moved on already.
-    if (joined === room) endCall('The call ended.');
-  });
-  joined.on(RoomEvent.DataReceived, (payload, participant, _kind, topic) => {
-    if (topic === METRICS_TOPIC && participant?.isAgent) {
-      latency.agentMetrics(JSON.parse(new TextDecoder().decode(payload)));
-    }
-  });
-  joined.registerTextStreamHandler(TRANSCRIPTION_TOPIC, (reader, sender) => {
-    const mine = sender.identity === joined.localParticipant.identity;
-    transcript.follow(reader, mine ? 'user' : 'agent', mine ? 'You' : chosen.name);
-  });
-}
-
-async function join() {
-  showError('');
-  ui.join.disabled = true;
-  setConnection('getting a token…');
-  let grant;
-  try {
-    grant = await fetchToken(chosen.id);
-  } catch (error) {
-    return failJoin(error instanceof ReadableError ? error.message : String(error));
+/** The page: a lobby to pick a persona, then one call at a time. */
+class CallPage {
+  constructor(ui) {
+    this.ui = ui;
+    this.chosen = null; // {id, name, …} of the picked persona
+    this.room = null; // the Room of the call on screen, if any
+    this.latency = new LatencyReadout(ui.latency);
+    this.transcript = new Transcript(ui.transcript, (who, final) => {
+      if (who === 'user' && final) this.latency.userFinished();
+      if (who === 'agent') this.latency.agentStarted();
+    });
   }
-  room = new Room();
-  watchRoom(room);
-  setConnection(`connecting to ${grant.url}…`);
-  try {
-    await room.connect(grant.url, grant.token);
-  } catch (error) {
-    return failJoin(describeConnectionError(error, grant.url));
+
+  start() {
+    this.ui.join.addEventListener('click', () => this.join());
+    this.ui.mute.addEventListener('click', () => this.toggleMute());
+    this.ui.leave.addEventListener('click', () => this.leave());
+    fetchPersonas().then(
+      (listing) => this.renderPersonas(listing),
+      (error) => this.showError(error instanceof ReadableError ? error.message : String(error)),
+    );
   }
-  try {
-    await room.localParticipant.setMicrophoneEnabled(true);
-  } catch (error) {
-    return failJoin(describeMicrophoneError(error));
+
+  showError(message) {
+    this.ui.error.textContent = message;
+    this.ui.error.hidden = !message;
   }
-  enterCall(grant.room);
+
+  setConnection(text) {
+    this.ui.connection.textContent = text;
+  }
+
+  setAgentState(state) {
+    this.ui.state.dataset.state = state;
+    this.ui.state.textContent = STATE_LABELS[state] ?? state;
+    if (state === 'speaking') this.latency.agentStarted();
+  }
+
+  // --- lobby -----------------------------------------------------------------
+
+  renderPersonas({ personas, default: defaultId }) {
+    this.ui.personas.replaceChildren(
+      ...personas.map((persona) => {
+        const card = document.createElement('button');
+        card.className = 'persona';
+        card.setAttribute('role', 'radio');
+        card.dataset.id = persona.id;
+        card.title = persona.greeting;
+        const img = document.createElement('img');
+        img.src = persona.portrait_url;
+        img.alt = '';
+        const name = document.createElement('span');
+        name.textContent = persona.name;
+        card.append(img, name);
+        card.addEventListener('click', () => this.choose(persona));
+        return card;
+      }),
+    );
+    const first = personas.find((p) => p.id === defaultId) ?? personas[0];
+    if (first) {
+      this.choose(first);
+    } else {
+      this.showError('No personas are configured: add a persona YAML to the folder facetalk web serves.');
+    }
+  }
+
+  choose(persona) {
+    this.chosen = persona;
+    for (const card of this.ui.personas.children) {
+      card.setAttribute('aria-checked', String(card.dataset.id === persona.id));
+    }
+    this.ui.join.disabled = false;
+    this.ui.join.textContent = `Talk to ${persona.name}`;
+  }
+
+  // --- the call --------------------------------------------------------------
+
+  watchRoom(joined) {
+    const { ui } = this;
+    joined.on(RoomEvent.TrackSubscribed, (track) => {
+      if (track.kind === Track.Kind.Video) {
+        track.attach(ui.video);
+      } else if (track.kind === Track.Kind.Audio) {
+        document.body.append(track.attach());
+      }
+    });
+    joined.on(RoomEvent.TrackUnsubscribed, (track) => {
+      for (const element of track.detach()) {
+        if (element !== ui.video) element.remove();
+      }
+    });
+    joined.on(RoomEvent.ParticipantAttributesChanged, (changed, participant) => {
+      if (participant.isAgent && AGENT_STATE in changed) this.setAgentState(changed[AGENT_STATE]);
+    });
+    joined.on(RoomEvent.ParticipantDisconnected, (participant) => {
+      if (participant.isAgent) this.setAgentState('left');
+    });
+    joined.on(RoomEvent.Disconnected, () => {
+      // Only a call still on screen ends here; leave() and failJoin() have moved on already.
+      if (joined === this.room) this.endCall('The call ended.');
+    });
+    joined.on(RoomEvent.DataReceived, (payload, participant, _kind, topic) => {
+      if (topic === METRICS_TOPIC && participant?.isAgent) {
+        this.latency.agentMetrics(JSON.parse(new TextDecoder().decode(payload)));
+      }
+    });
+    joined.registerTextStreamHandler(TRANSCRIPTION_TOPIC, (reader, sender) => {
+      const mine = sender.identity === joined.localParticipant.identity;
+      this.transcript.follow(reader, mine ? 'user' : 'agent', mine ? 'You' : this.chosen.name);
+    });
+  }
+
+  async join() {
+    this.showError('');
+    this.ui.join.disabled = true;
+    this.setConnection('getting a token…');
+    let grant;
+    try {
+      grant = await fetchToken(this.chosen.id);
+    } catch (error) {
+      return this.failJoin(error instanceof ReadableError ? error.message : String(error));
+    }
+    this.room = new Room();
+    this.watchRoom(this.room);
+    this.setConnection(`connecting to ${grant.url}…`);
+    try {
+      await this.room.connect(grant.url, grant.token);
+    } catch (error) {
+      return this.failJoin(describeConnectionError(error, grant.url));
+    }
+    try {
+      await this.room.localParticipant.setMicrophoneEnabled(true);
+    } catch (error) {
+      return this.failJoin(describeMicrophoneError(error));
+    }
+    this.enterCall(grant.room);
+  }
+
+  async failJoin(message) {
+    const failed = this.room;
+    this.room = null;
+    await failed?.disconnect();
+    this.showError(message);
+    this.setConnection('not connected');
+    this.ui.join.disabled = false;
+  }
+
+  enterCall(roomName) {
+    this.transcript.clear();
+    this.latency.reset();
+    this.setAgentState('waiting');
+    this.ui.state.textContent = `waiting for ${this.chosen.name}…`;
+    this.setMute(false);
+    this.setConnection(`in room ${roomName}`);
+    this.ui.lobby.hidden = true;
+    this.ui.call.hidden = false;
+  }
+
+  endCall(message) {
+    this.room = null;
+    this.ui.video.srcObject = null;
+    this.ui.call.hidden = true;
+    this.ui.lobby.hidden = false;
+    this.ui.join.disabled = false;
+    this.setConnection(message ?? 'not connected');
+  }
+
+  setMute(muted) {
+    this.ui.mute.setAttribute('aria-pressed', String(muted));
+    this.ui.mute.textContent = muted ? 'Unmute' : 'Mute';
+  }
+
+  async toggleMute() {
+    const muted = this.room.localParticipant.isMicrophoneEnabled;
+    await this.room.localParticipant.setMicrophoneEnabled(!muted);
+    this.setMute(muted);
+  }
+
+  async leave() {
+    const leaving = this.room;
+    this.endCall('You left the call.');
+    await leaving?.disconnect();
+  }
 }
 
-async function failJoin(message) {
-  const failed = room;
-  room = null;
-  await failed?.disconnect();
-  showError(message);
-  setConnection('not connected');
-  ui.join.disabled = false;
-}
-
-function enterCall(roomName) {
-  transcript.clear();
-  latency.reset();
-  setAgentState('waiting');
-  ui.state.textContent = `waiting for ${chosen.name}…`;
-  setMute(false);
-  setConnection(`in room ${roomName}`);
-  ui.lobby.hidden = true;
-  ui.call.hidden = false;
-}
-
-function endCall(message) {
-  room = null;
-  ui.video.srcObject = null;
-  ui.call.hidden = true;
-  ui.lobby.hidden = false;
-  ui.join.disabled = false;
-  setConnection(message ?? 'not connected');
-}
-
-function setMute(muted) {
-  ui.mute.setAttribute('aria-pressed', String(muted));
-  ui.mute.textContent = muted ? 'Unmute' : 'Mute';
-}
-
-async function toggleMute() {
-  const muted = room.localParticipant.isMicrophoneEnabled;
-  await room.localParticipant.setMicrophoneEnabled(!muted);
-  setMute(muted);
-}
-
-async function leave() {
-  const leaving = room;
-  endCall('You left the call.');
-  await leaving?.disconnect();
-}
-
-// --- start -------------------------------------------------------------------
-
-ui.join.addEventListener('click', join);
-ui.mute.addEventListener('click', toggleMute);
-ui.leave.addEventListener('click', leave);
-
-fetchPersonas().then(renderPersonas, (error) => {
-  showError(error instanceof ReadableError ? error.message : String(error));
-});
+new CallPage(findElements()).start();
