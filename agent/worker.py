@@ -121,6 +121,14 @@ class WorkerResources:
         return cls.load(os.environ[PERSONA_ENV], os.environ[PIPELINE_ENV])
 
 
+_MIC_FRAME_MS = 20
+"""The user's audio reaches the VAD in 20 ms frames (livekit-agents' default is
+50): a frame's length is added to every end-of-speech and barge-in detection."""
+
+_MAX_PREFLIGHTS_PER_TURN = 12
+"""Preemptive replies allowed per user turn; each later one cancels the one before."""
+
+
 def prewarm(proc: JobProcess) -> None:
     """Load configs and models once per job process, before any room arrives."""
     proc.userdata["facetalk"] = WorkerResources.from_env()
@@ -154,6 +162,10 @@ async def entrypoint(ctx: JobContext) -> None:
             "preemptive_generation": {
                 "enabled": pipeline.turn.preemptive_generation,
                 "preemptive_tts": pipeline.turn.preemptive_generation,
+                # Every pause of 90 ms inside a sentence sends a preflight, and
+                # livekit-agents stops preempting after max_retries of them per
+                # turn (3 by default): the one at the real end must still count.
+                "max_retries": _MAX_PREFLIGHTS_PER_TURN,
             },
         },
         # No echo reaches the agent through a LiveKit room with AEC on the
@@ -185,10 +197,6 @@ async def entrypoint(ctx: JobContext) -> None:
         ),
     )
 
-
-_MIC_FRAME_MS = 20
-"""The user's audio reaches the VAD in 20 ms frames (livekit-agents' default is
-50): a frame's length is added to every end-of-speech and barge-in detection."""
 
 # LiveKit's server dispatches a room only to workers whose reported load is
 # below its target load (``agents.target_load``, 0.7 by default).
