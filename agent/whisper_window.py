@@ -16,8 +16,9 @@ stayed within 0.03 of it):
   one word in twenty;
 - decoding runs with timestamps, and text that the model places after the
   audio has ended is dropped;
-- a transcript that looks like a loop (Whisper's own compression-ratio test) or
-  an unfinished segment is refused, and the caller decodes the 30 s window.
+- the decode may run to only about 15 tokens per second of audio, and a
+  transcript cut off there mid-segment, or that looks like a loop (Whisper's own
+  compression-ratio test), is refused, and the caller decodes the 30 s window.
 """
 
 from __future__ import annotations
@@ -43,14 +44,18 @@ TRAILING_SILENCE_S = 0.5
 LOOP_COMPRESSION_RATIO = 2.4
 """Whisper's threshold (``compression_ratio_threshold``) above which text is a loop."""
 
+# Whisper's rule (no_speech_threshold, log_prob_threshold), as faster-whisper
+# applies it: text the model thinks is probably not speech, and is unsure of, is
+# a hallucination on noise (a cough heard as "Thank you.") and is dropped.
 NO_SPEECH_PROB = 0.6
+"""Above this probability that the window holds no speech, unsure text is dropped."""
 UNSURE_LOGPROB = -1.0
-"""Whisper's rule (``no_speech_threshold``, ``log_prob_threshold``), as faster-whisper
-applies it: text the model thinks is probably not speech, and is unsure of, is a
-hallucination on noise (a cough heard as "Thank you.") and is dropped."""
+"""Below this mean token log-probability, text is unsure."""
 
 _FULL_WINDOW_S = 30.0
 _SECONDS_PER_TIMESTAMP = 0.02
+_MAX_TOKENS = 400  # Whisper's decoder holds 448 positions, the prompt included
+_TOKENS_PER_SECOND = 15  # far above speech (about 4 words/s) with its timestamps
 
 
 @dataclass(frozen=True)
@@ -83,16 +88,20 @@ def decode_in_short_window(
     tokenizer = Tokenizer(
         model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=language
     )
+    # A loop runs to the length limit; one fitted to the audio ends it soon.
+    max_tokens = min(_MAX_TOKENS, 30 + round(_TOKENS_PER_SECOND * duration))
     result = model.model.generate(
         model.model.encode(_features(model, audio, window_s)),
         [tokenizer.sot_sequence],  # no <|notimestamps|>: the timestamps expose a loop
         beam_size=beam_size,
+        max_length=max_tokens,
         suppress_blank=True,
         suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
         return_scores=True,
         return_no_speech_prob=True,
     )[0]
-    text = _text_before(result.sequences_ids[0], tokenizer, end_s=duration)
+    tokens = result.sequences_ids[0]
+    text = _text_before(tokens, tokenizer, end_s=duration, finished=len(tokens) < max_tokens)
     if text is None or get_compression_ratio(text) > LOOP_COMPRESSION_RATIO:
         return None
     avg_logprob = result.scores[0]
@@ -111,11 +120,12 @@ def _features(model: WhisperModel, audio: np.ndarray, window_s: float) -> ctrans
     return ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None]))
 
 
-def _text_before(tokens: list[int], tokenizer: Tokenizer, *, end_s: float) -> str | None:
+def _text_before(tokens: list[int], tokenizer: Tokenizer, *, end_s: float, finished: bool) -> str | None:
     """The text of the timestamped segments that start before ``end_s``.
 
-    ``None`` when the last segment is left open (the decoder ran out of length,
-    which a loop does).
+    Whisper may end its last segment without a closing timestamp; that counts
+    when the decoder stopped by itself (``finished``). ``None`` when it was
+    stopped by the length limit in mid-segment, which is what a loop does.
     """
     texts: list[str] = []
     segment: list[int] = []
@@ -132,5 +142,8 @@ def _text_before(tokens: list[int], tokenizer: Tokenizer, *, end_s: float) -> st
                 texts.append(tokenizer.decode(segment))
             start, segment = None, []
     if segment:
-        return None
+        if not finished:
+            return None
+        if start is None or start < end_s:
+            texts.append(tokenizer.decode(segment))
     return "".join(texts)

@@ -64,17 +64,19 @@ def test_text_the_model_places_after_the_audio_is_dropped(tokenizer: Tokenizer) 
 
     words = tokenizer.encode(" Yes please.")
     tokens = [at(0.0), *words, at(1.2), at(1.2), *words, at(2.4), at(3.0), *words, at(4.0)]
-    assert _text_before(tokens, tokenizer, end_s=2.0) == " Yes please. Yes please."
+    assert _text_before(tokens, tokenizer, end_s=2.0, finished=True) == " Yes please. Yes please."
 
 
-def test_an_unfinished_segment_is_refused(tokenizer: Tokenizer) -> None:
-    """Decoding that ran out of length mid-segment (a loop) gives None, not half a text."""
+def test_a_segment_cut_by_the_length_limit_is_refused(tokenizer: Tokenizer) -> None:
+    """Decoding stopped mid-segment by the length limit (a loop) gives None, not half a text;
+    a last segment the model itself ended without a timestamp is kept."""
     tokens = [tokenizer.timestamp_begin, *tokenizer.encode(" Hi hi hi hi")]
-    assert _text_before(tokens, tokenizer, end_s=1.0) is None
+    assert _text_before(tokens, tokenizer, end_s=1.0, finished=False) is None
+    assert _text_before(tokens, tokenizer, end_s=1.0, finished=True) == " Hi hi hi hi"
 
 
 def test_noise_is_not_heard_as_words(model: WhisperModel) -> None:
     """A second of noise gives no words (Whisper's no-speech rule), not a hallucinated "Thank you."."""
     noise = np.random.default_rng(2).normal(0, 0.05, SPEECH_RATE).astype(np.float32)
     short = decode_in_short_window(model, noise, language="en", beam_size=1)
-    assert short is None or short.text == ""
+    assert short is not None and short.text == ""
