@@ -296,7 +296,7 @@ class FasterWhisperSTT(stt.STT):
         return transcript
 
     def _decode(self, audio: np.ndarray, opts: _STTOptions) -> _Transcript:
-        language = opts.language or ("en" if not self._model.model.is_multilingual else None)
+        language = opts.language if self._model.model.is_multilingual else "en"
         if language is not None:
             short = decode_in_short_window(
                 self._model, audio, language=language, beam_size=opts.beam_size
@@ -330,7 +330,7 @@ def _checked(opts: _STTOptions) -> _STTOptions:
 
 
 class WhisperSpeechStream(stt.RecognizeStream):
-    """Frames in; START_OF_SPEECH, interim and final transcripts, END_OF_SPEECH out.
+    """Frames in; START_OF_SPEECH, interims, a preflight, END_OF_SPEECH, then the final out.
 
     Each ``flush()`` closes the current VAD stream and opens a new one; speech
     still open when a VAD stream ends (on ``flush()`` or ``end_input()``) is
@@ -401,7 +401,8 @@ class _Segment:
     them onto the recognize stream's clock.
 
     To answer fast, the final is usually decoded before the VAD is sure speech
-    ended: once the user has been silent for ``PREFLIGHT_SILENCE_S``,
+    ended: once the user has been silent for ``PREFLIGHT_SILENCE_S`` (or half
+    the VAD's ``min_silence_duration``, if that is shorter),
     the utterance so far is decoded and sent as a ``PREFLIGHT_TRANSCRIPT``, on
     which livekit-agents' preemptive generation starts the LLM and TTS while the
     VAD is still waiting out the silence. If the VAD then ends speech without

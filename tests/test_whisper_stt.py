@@ -13,6 +13,7 @@ from livekit.agents.stt import SpeechEvent, SpeechEventType
 
 from facetalk.agent.piper_tts import PiperTTS
 from facetalk.agent.webrtc_vad import WebRTCVAD
+from facetalk.agent import whisper_stt, whisper_window
 from facetalk.agent.whisper_stt import FasterWhisperSTT
 from facetalk.config import STTConfig
 from facetalk.errors import FaceTalkError
@@ -65,6 +66,22 @@ async def test_recognize_accepts_48khz_stereo(tts: PiperTTS, stt: FasterWhisperS
     stereo = np.stack([mono48, mono48], axis=1).reshape(-1)
     event = await stt.recognize(to_frame(stereo, 48_000, num_channels=2))
     assert word_error_rate(QUESTION, event.alternatives[0].text) <= 0.2
+
+
+async def test_a_short_question_is_decoded_in_a_short_window(
+    tts: PiperTTS, stt: FasterWhisperSTT, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """recognize() of a 1 s question takes the short-window path, not faster-whisper's 30 s one."""
+    results = []
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        results.append(whisper_window.decode_in_short_window(*args, **kwargs))
+        return results[-1]
+
+    monkeypatch.setattr(whisper_stt, "decode_in_short_window", spy)
+    event = await stt.recognize(await speak(tts, QUESTION))
+    assert len(results) == 1 and results[0] is not None
+    assert event.alternatives[0].text == results[0].text
 
 
 async def test_stream_gives_interims_a_preflight_then_a_final_at_end_of_speech(
@@ -157,7 +174,6 @@ async def test_end_input_finalises_speech_without_trailing_silence(
     events = await collect(stream)
 
     kinds = [ev.type for ev in events]
-    print("KINDS", kinds)
     assert kinds[-3:] == [
         SpeechEventType.END_OF_SPEECH,
         SpeechEventType.FINAL_TRANSCRIPT,
