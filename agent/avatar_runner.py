@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from livekit import rtc
+from livekit.agents.utils import log_exceptions
 from livekit.agents.voice.avatar import AvatarRunner
 
 __all__ = ["AvatarVideoRunner"]
 
+logger = logging.getLogger(__name__)
+
 
 class AvatarVideoRunner(AvatarRunner):
-    """``AvatarRunner`` tuned for a talking face; two changes to upstream:
+    """``AvatarRunner`` tuned for a talking face; three changes to upstream:
 
     - Video is one layer that keeps its frame rate. Upstream publishes with
       WebRTC's defaults, simulcast (several encodes of every frame) and
@@ -28,6 +32,7 @@ class AvatarVideoRunner(AvatarRunner):
       much).
     """
 
+    @log_exceptions(logger=logger)
     async def _read_audio(self) -> None:
         async for frame in self._audio_recv:
             starting = not self._audio_playing and isinstance(frame, rtc.AudioFrame)
