@@ -30,7 +30,7 @@ import numpy as np
 from ...errors import FaceTalkError
 from ..audio import AudioFeatures
 from ..data.format import LABELS
-from ..data.reader import FaceTalkDataset
+from ..data.reader import FaceTalkDataset, Span
 from ..diffusion.audio_windows import feature_vector
 from ..labels import Label
 from ..landmarks import MeshIndex
@@ -133,10 +133,10 @@ class TrainingClips:
         motion_frames: frames before a clip given as motion context.
         hold_out: fraction of the last video kept for evaluation.
 
+    It reads the dataset through :class:`~facetalk.avatar.data.reader.FaceTalkDataset`.
+
     Raises:
         FaceTalkError: missing folder, not a dataset, or no usable frames.
-
-    It reads the dataset through :class:`~facetalk.avatar.data.reader.FaceTalkDataset`.
     """
 
     def __init__(self, root: Path, *, resolution: int, window: int, motion_frames: int,
@@ -146,23 +146,25 @@ class TrainingClips:
             raise FaceTalkError(f"{root}: the dataset has no videos", hint="build it again with more input")
         self.fps = dataset.fps
         self.window, self.motion_frames = window, motion_frames
-        self.videos = [self._load(dataset, span.video, span.stop, resolution) for span in dataset.spans]
+        self.videos = [self._load(dataset, span, resolution) for span in dataset.spans]
         last = len(self.videos[-1].frames)
         self._cut = last - int(round(last * hold_out))
 
     @staticmethod
-    def _load(dataset: FaceTalkDataset, video: str, count: int, side: int) -> VideoData:
-        """Decode ``video`` at ``side``, a chunk at a time so only ``side``-sized frames are kept."""
+    def _load(dataset: FaceTalkDataset, span: Span, side: int) -> VideoData:
+        """Decode ``span`` at ``side``, a chunk at a time so only ``side``-sized frames are kept."""
+        count = span.stop - span.start
+        if count < 1:
+            raise FaceTalkError(f"{dataset.root}: video {span.video} has no frames", hint="rebuild the dataset")
         frames = np.empty((count, side, side, 3), np.uint8)
-        raw, labels, landmarks, valid = [], [], [], []
-        for start in range(0, count, _DECODE_CHUNK):
-            chunk = dataset.clip(video, start, min(_DECODE_CHUNK, count - start))
+        raw, labels, landmarks = [], [], []
+        for offset in range(0, count, _DECODE_CHUNK):
+            chunk = dataset.clip(span.video, span.start + offset, min(_DECODE_CHUNK, count - offset))
             for k, rgb in enumerate(chunk.frames):
-                frames[start + k] = cv2.resize(rgb, (side, side), interpolation=cv2.INTER_AREA)
+                frames[offset + k] = cv2.resize(rgb, (side, side), interpolation=cv2.INTER_AREA)
             raw.append(chunk.features)
             labels.append(chunk.labels)
             landmarks.append(chunk.landmarks[chunk.valid])
-            valid.append(chunk.valid)
         scale = side / chunk.reference.shape[0]
         points = np.median(np.concatenate(landmarks), axis=0) * scale
         raw_features = np.concatenate(raw).astype(np.float32)
@@ -170,7 +172,7 @@ class TrainingClips:
         features = np.stack([feature_vector(AudioFeatures(*map(float, f)) if code == _SPEAKING else None)
                              for f, code in zip(raw_features, label_codes, strict=True)])
         reference = cv2.resize(chunk.reference, (side, side), interpolation=cv2.INTER_AREA)
-        return VideoData(id=video, frames=frames, features=features, raw_features=raw_features, labels=label_codes,
+        return VideoData(id=span.video, frames=frames, features=features, raw_features=raw_features, labels=label_codes,
                          reference=reference, face_mask=_face_mask(points, side), lips_box=lips_box(points))
 
     # --- sampling ---------------------------------------------------------------------
