@@ -30,6 +30,7 @@ from ..avatar.labels import Label
 from ..config import AvatarConfig, PersonaConfig
 from ..dialogue.avatar_state import AVATAR_STATE_ATTRIBUTE
 from ..errors import FaceTalkError
+from ..http_service import HTTPService
 from .avatar_runner import AvatarVideoRunner
 
 __all__ = [
@@ -113,7 +114,7 @@ async def run_avatar_participant(
 
 
 @dataclass
-class AvatarServer:
+class AvatarServer(HTTPService):
     """Serves ``POST /launch`` ({url, token}) and ``GET /health`` on ``host:port``."""
 
     persona: PersonaConfig
@@ -121,18 +122,12 @@ class AvatarServer:
     host: str = "127.0.0.1"
     port: int = 8089
     _sessions: set[asyncio.Task[None]] = field(default_factory=set, init=False)
-    _runner: web.AppRunner | None = field(default=None, init=False)
 
-    async def start(self) -> AvatarServer:
+    def build_app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/launch", self._launch)
         app.router.add_get("/health", self._health)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        return self
+        return app
 
     @property
     def url(self) -> str:
@@ -144,8 +139,7 @@ class AvatarServer:
         for task in list(self._sessions):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self._runner is not None:
-            await self._runner.cleanup()
+        await super().aclose()
 
     async def _health(self, _: web.Request) -> web.Response:
         return web.json_response({"sessions": len(self._sessions)})

@@ -20,13 +20,15 @@ from typing import Literal
 
 from aiohttp import web
 
+from ..http_service import HTTPService
+
 __all__ = ["ScriptedLLMServer"]
 
 Mode = Literal["ok", "error", "slow"]
 
 
 @dataclass
-class ScriptedLLMServer:
+class ScriptedLLMServer(HTTPService):
     """Serve ``POST /v1/chat/completions`` on 127.0.0.1 from ``rules``."""
 
     rules: dict[str, str] = field(default_factory=dict)
@@ -34,12 +36,12 @@ class ScriptedLLMServer:
     mode: Mode = "ok"
     slow_delay_s: float = 30.0
     requests: list[dict] = field(default_factory=list)
-    _runner: web.AppRunner | None = field(default=None, init=False, repr=False)
-    _port: int = field(default=0, init=False, repr=False)
+    host: str = field(default="127.0.0.1", init=False)
+    port: int = field(default=0, init=False)  # a free port, chosen by start()
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._port}/v1"
+        return f"http://{self.host}:{self.port}/v1"
 
     def answer_for(self, messages: list[dict]) -> str:
         user_texts = [m.get("content") for m in messages if m.get("role") == "user"]
@@ -49,27 +51,11 @@ class ScriptedLLMServer:
                 return answer
         return self.default
 
-    async def start(self) -> ScriptedLLMServer:
+    def build_app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self._port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        return self
-
-    async def aclose(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> ScriptedLLMServer:
-        return await self.start()
-
-    async def __aexit__(self, *_: object) -> None:
-        await self.aclose()
+        return app
 
     async def _models(self, _: web.Request) -> web.Response:
         return web.json_response({"object": "list", "data": [{"id": "scripted", "object": "model"}]})

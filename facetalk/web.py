@@ -31,6 +31,7 @@ from aiohttp import web
 from .agent.worker import PERSONA_ATTRIBUTE
 from .config import LiveKitConfig
 from .errors import FaceTalkError
+from .http_service import HTTPService
 from .livekit_server import make_token
 from .personas import PERSONA_ID_PATTERN, PersonaCatalog, UnknownPersonaError
 
@@ -59,7 +60,7 @@ def _error(status: type[web.HTTPException], message: str) -> web.HTTPException:
 
 
 @dataclass
-class WebServer:
+class WebServer(HTTPService):
     """Serves the page, the personas and join tokens until :meth:`aclose`."""
 
     catalog: PersonaCatalog
@@ -68,37 +69,19 @@ class WebServer:
     port: int = 8080
     page_dir: Path = PAGE_DIR
     token_ttl_s: float = 600.0
-    _runner: web.AppRunner | None = field(default=None, init=False, repr=False)
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    async def start(self) -> WebServer:
-        """Listen on ``host:port`` (port 0 picks a free one)."""
+    def build_app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/api/personas", self._personas)
         app.router.add_get(f"/api/personas/{{persona_id:{PERSONA_ID_PATTERN}}}/portrait", self._portrait)
         app.router.add_post("/api/token", self._token)
         app.router.add_get("/", self._asset)
         app.router.add_get(r"/{name:[\w.-]+}", self._asset)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-        return self
-
-    async def aclose(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> WebServer:
-        return await self.start()
-
-    async def __aexit__(self, *_: object) -> None:
-        await self.aclose()
+        return app
 
     # --- handlers ------------------------------------------------------------
 
