@@ -250,8 +250,19 @@ class AvatarConfig(_Strict):
 class TurnConfig(_Strict):
     """Turn-taking: how long silence ends a turn, when the avatar goes idle."""
 
+    end_of_turn: Literal["transcript", "silence"] = Field(
+        default="transcript",
+        description="transcript: a finished sentence ends the turn after "
+        "min_endpointing_delay_s, an unfinished one ('and', 'um', 'the', a trailing "
+        "comma) waits max_endpointing_delay_s for more (dialogue/turn_end.py). "
+        "silence: every turn ends after min_endpointing_delay_s.",
+    )
     min_endpointing_delay_s: float = Field(default=0.2, ge=0.0)
-    max_endpointing_delay_s: float = Field(default=3.0, gt=0.0)
+    max_endpointing_delay_s: float = Field(
+        default=1.5,
+        gt=0.0,
+        description="The longest wait for more words after an unfinished sentence.",
+    )
     allow_interruptions: bool = True
     min_interruption_s: float = Field(
         default=0.1,
