@@ -190,7 +190,7 @@ async def entrypoint(ctx: JobContext) -> None:
     # job ends and its memory is freed; a user who comes back gets a new room,
     # hence a fresh job and session.
     await session.start(
-        PersonaAgent(persona),
+        PersonaAgent(persona, filler_after_s=pipeline.turn.filler_after_s),
         room=ctx.room,
         room_options=RoomOptions(
             participant_identity=user.identity,

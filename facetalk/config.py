@@ -109,6 +109,10 @@ class PersonaConfig(_Strict):
     )
     system_prompt: str = Field(min_length=1)
     greeting: str = ""
+    thinking_filler: str = Field(
+        default="Hmm, let me think.",
+        description="Said when the LLM is slow to answer (turn.filler_after_s); empty: never.",
+    )
     expression: Expression = Expression()
 
     @field_validator("portrait")
@@ -274,6 +278,12 @@ class TurnConfig(_Strict):
         default=True,
         description="Start the LLM and TTS on the preflight transcript, during the silence "
         "that ends the turn; a reply to words the user then extends is discarded.",
+    )
+    filler_after_s: float | None = Field(
+        default=2.0,
+        gt=0.0,
+        description="Seconds without a first LLM token before the persona says its "
+        "thinking_filler; the answer follows when it comes. None: never.",
     )
     idle_after_s: float = Field(default=8.0, gt=0.0)
 
