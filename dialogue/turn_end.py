@@ -9,18 +9,21 @@ produced and says how likely it is that the user is done:
 the transcript ends with                 probability  the turn ends after
 =======================================  ===========  ========================
 ``...``, ``…``, a dash or a comma        0.05         ``max_endpointing_delay``
+a conjunction, filler, article or        0.05         ``max_endpointing_delay``
+possessive ("and", "um", "the", "my")
 a question mark                          0.95         ``min_endpointing_delay``
-a conjunction, filler, article,          0.05         ``max_endpointing_delay``
-preposition, or a noun + "is" ("my name
-is"): words that cannot end an English
-clause ("and", "um", "the", "to" …)
+a preposition ("about", "to"), or a      0.05         ``max_endpointing_delay``
+noun + "is" ("my name is")
 a full stop or exclamation mark          0.9          ``min_endpointing_delay``
 a word without punctuation               0.6          ``min_endpointing_delay``
 =======================================  ===========  ========================
 
-A trailing open word wins over a full stop, because Whisper ends most
-segments with one whether or not the speaker finished ("so I went to the." is
-still unfinished); a question mark wins over it ("Where are you from?").
+The first row that matches decides. A trailing open word wins over a full
+stop, because Whisper ends most segments with one whether or not the speaker
+finished ("I want to go to." is still unfinished); a question mark wins over
+a preposition ("Where are you from?") but not over "and" or "the", which end
+no question. Whisper sometimes completes a cut-off clause itself ("about the"
+comes out as "about that."); no rule on the text can see that.
 Short answers ("Yes, I do.") end in an auxiliary, so auxiliaries are not open
 words. A wrong "unfinished" costs at most ``max_endpointing_delay`` of
 latency; a wrong "finished" cuts the user off, so the lists lean that way.
@@ -46,7 +49,7 @@ __all__ = ["TranscriptTurnDetector", "TurnEndEstimate", "estimate_turn_end"]
 UNLIKELY_THRESHOLD = 0.5
 """Below this, the user is probably not done (livekit-agents' ``unlikely_threshold``)."""
 
-_OPEN_WORDS = frozenset(
+_NEVER_LAST = frozenset(
     # conjunctions and subordinators: a clause must follow
     "and but or nor so because cause if when whenever while although though than "
     "unless until since whether "
@@ -54,13 +57,18 @@ _OPEN_WORDS = frozenset(
     "um umm uh uhh er erm hmm mm ah like "
     # articles and possessives: a noun must follow ("that", "some" can end a sentence)
     "the a an my your his her their our its every no "
-    # prepositions (not the particles that end "come in", "it's over")
-    "to of in on at for with from about into onto by between through during without "
-    "within against towards toward across "
     # a subject with nothing after it ("yes, I do" ends in an auxiliary, so those stay out)
     "i i'm i'd i'll i've it's there's let's gonna wanna going".split()
 )
-"""Words after which an English utterance is almost never finished."""
+"""Words that end no English sentence, not even a question ("and?" is Whisper
+punctuating a pause)."""
+
+_PREPOSITIONS = frozenset(
+    # not the particles that end "come in", "it's over"
+    "to of in on at for with from about into onto by between through during without "
+    "within against towards toward across".split()
+)
+"""Words that end an unfinished statement, but may end a question ("Where are you from?")."""
 
 _COPULAS = frozenset("is are was were am".split())
 _PRONOUNS = frozenset("i you he she it we they that this there here who what which how".split())
@@ -90,10 +98,12 @@ def estimate_turn_end(transcript: str) -> TurnEndEstimate:
         return TurnEndEstimate(0.6, "nothing transcribed: silence decides")
     if _TRAILING_OFF.search(text):
         return TurnEndEstimate(0.05, "trails off")
+    words = [w.lower().replace("’", "'") for w in _WORD.findall(text)[-2:]]
+    if words and words[-1] in _NEVER_LAST:
+        return TurnEndEstimate(0.05, f"ends with {words[-1]!r}")
     if text.endswith("?"):
         return TurnEndEstimate(0.95, "a question")
-    words = [w.lower().replace("’", "'") for w in _WORD.findall(text)[-2:]]
-    if words and words[-1] in _OPEN_WORDS:
+    if words and words[-1] in _PREPOSITIONS:
         return TurnEndEstimate(0.05, f"ends with {words[-1]!r}")
     if len(words) == 2 and words[-1] in _COPULAS and words[0] not in _PRONOUNS:
         return TurnEndEstimate(0.05, f"ends with {' '.join(words)!r}")

@@ -44,6 +44,7 @@ def test_finished_utterances_end_the_turn(transcript: str) -> None:
         "It's a bit like —",
         "We'll talk about my",
         "I don't know, I’m",  # a typographic apostrophe
+        "Could you tell me more about the planets and?",  # Whisper's question mark on a pause
     ],
 )
 def test_unfinished_utterances_wait(transcript: str) -> None:

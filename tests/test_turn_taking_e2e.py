@@ -30,7 +30,7 @@ THINKING_PAUSE_S = 0.7
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def scripted_llm() -> AsyncIterator[ScriptedLLMServer]:
     async with ScriptedLLMServer(
-        rules={"name": "My name is Astra.", "weather": "It is always sunny up here."},
+        rules={"name": "My name is Astra.", "rain": "It never rains up here."},
         slow_delay_s=LLM_DELAY_S,
     ) as server:
         yield server
@@ -65,14 +65,14 @@ def _trimmed(text: str) -> np.ndarray:
 async def test_a_thinking_pause_in_an_unfinished_sentence_does_not_cut_in(
     livekit_server: LocalLiveKitServer, worker: subprocess.Popen[bytes], scripted_llm: ScriptedLLMServer
 ) -> None:
-    """0.7 s of silence after "about the" ends a finished sentence (0.45 s would), not this one:
-    the agent waits, then answers the whole sentence."""
+    """0.7 s of silence after "I was wondering if" would end a finished sentence (0.45 s does),
+    not this one: the agent waits, then answers the whole sentence."""
     pause = np.zeros(int(THINKING_PAUSE_S * MIC_RATE), np.int16)
     seen = len(scripted_llm.requests)
     user = await _join(livekit_server)
     try:
         asked = await user.say(
-            np.concatenate([_trimmed("I would like to know about the"), pause, speak("weather up there.")])
+            np.concatenate([_trimmed("I was wondering if"), pause, speak("it ever rains up there.")])
         )
         await user.wait_for_answer()
     finally:
@@ -80,11 +80,14 @@ async def test_a_thinking_pause_in_an_unfinished_sentence_does_not_cut_in(
 
     first_reply = user.audio.first_loud(after=asked.start)
     assert first_reply is not None, "the agent never answered"
-    assert first_reply > asked.end, f"the agent cut in {asked.end - first_reply:.2f} s before the user finished"
+    heard_user = [text for t, who, text, final in user.transcripts if who == "person" and final]
+    assert first_reply > asked.end, (
+        f"the agent cut in {asked.end - first_reply:.2f} s before the user finished, having heard {heard_user}"
+    )
     asked_llm = [_last_user_text(body) for body in scripted_llm.requests[seen:]]
-    assert "weather" in asked_llm[-1], asked_llm
+    assert "rain" in asked_llm[-1], asked_llm
     heard = transcribe(user.audio.between(first_reply - 0.2, first_reply + 3.0)).lower()
-    assert "sunny" in heard, heard
+    assert "never" in heard, (heard, _agent_said(user, after=asked.start), first_reply - asked.end)
 
 
 async def test_slow_llm_gets_a_filler_then_its_answer(
