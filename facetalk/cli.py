@@ -217,7 +217,13 @@ app.add_typer(eval_app, name="eval")
 @reports_errors
 def eval_latency(
     turns: Annotated[int, typer.Option(min=1, max=500, help="User turns per room.")] = 20,
-    script: Annotated[Path | None, typer.Option(help="YAML list of turns (text or wav, interrupt).")] = None,
+    script: Annotated[
+        str,
+        typer.Option(
+            help="A YAML list of turns (text or wav, interrupt), or a built-in set: 'synthetic' "
+            "(piper's voice), 'human' (recordings of real people) or 'mixed' (both, reported side by side)."
+        ),
+    ] = "synthetic",
     llm: Annotated[str, typer.Option(help="'scripted', 'embedded', or an OpenAI-compatible base URL.")] = "scripted",
     rooms: Annotated[int, typer.Option(min=1, max=16, help="Simulated users talking at once.")] = 1,
     persona: PersonaOption = DEFAULT_PERSONA,
@@ -231,9 +237,13 @@ def eval_latency(
 
     from .eval.latency import run_latency_eval
     from .eval.report import build_report, print_summary, write_html
-    from .eval.script import DEFAULT_SCRIPT, load_script
+    from .avatar.models import cache_dir
+    from .eval.script import BUILTIN_SCRIPTS, builtin_script, load_script
 
-    turn_list = load_script(script) if script else list(DEFAULT_SCRIPT)
+    if script in BUILTIN_SCRIPTS:
+        turn_list = builtin_script(script, cache_dir() / "human-speech")
+    else:
+        turn_list = load_script(Path(script))
     load_config(persona)
     load_config(pipeline)
     out.mkdir(parents=True, exist_ok=True)
@@ -250,6 +260,17 @@ def eval_latency(
     write_html(report, out / "report.html")
     print_summary(report, console)
     console.print(f"wrote {out / 'report.json'} and {out / 'report.html'}")
+
+
+@eval_app.command("fetch-speech")
+@reports_errors
+def eval_fetch_speech() -> None:
+    """Fetch the human speech set (recordings of real people, from Debian packages) into the cache."""
+    from .avatar.models import cache_dir
+    from .eval.human_speech import fetch_human_speech
+
+    folder = cache_dir() / "human-speech"
+    console.print(f"{len(fetch_human_speech(folder))} human recordings in {folder}")
 
 
 # The avatar's commands live with the avatar; imported here, after reports_errors exists.
