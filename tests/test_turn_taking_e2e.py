@@ -93,7 +93,8 @@ async def test_a_thinking_pause_in_an_unfinished_sentence_does_not_cut_in(
 async def test_slow_llm_gets_a_filler_then_its_answer(
     livekit_server: LocalLiveKitServer, worker: subprocess.Popen[bytes], scripted_llm: ScriptedLLMServer
 ) -> None:
-    """No token after filler_after_s: the persona's filler plays, then the late answer, in that order."""
+    """The turn ends and the avatar shows it is thinking; no token after filler_after_s: the
+    persona's filler plays, then the late answer, in that order."""
     user = await _join(livekit_server)
     scripted_llm.mode = "slow"
     try:
@@ -108,6 +109,8 @@ async def test_slow_llm_gets_a_filler_then_its_answer(
     said = _agent_said(user, after=asked.end)
     assert "think" in said and said.index("think") < said.index("astra"), said
     start, end = user.audio.loud_span(after=asked.end)
+    thinking = [t for t, label in user.label_changes() if label == "thinking" and t > asked.end]
+    assert thinking and thinking[0] < start, f"no thinking state before the filler: {user.label_changes()}"
     heard = transcribe(user.audio.between(start - 0.2, end + 0.2)).lower()
     assert "think" in heard, f"the filler was not heard: {heard!r}"
     assert "name" in heard, f"the late answer was not heard: {heard!r}"
