@@ -72,11 +72,14 @@ _PREPOSITIONS = frozenset(
 
 _COPULAS = frozenset("is are was were am".split())
 _PRONOUNS = frozenset("i you he she it we they that this there here who what which how".split())
+_WH_WORDS = frozenset("what where who whom which how when why whatever wherever".split())
 """A copula after a noun opens a clause ("my name is"); after a pronoun it can
-close one ("yes, it is", "here you are")."""
+close one ("yes, it is", "here you are"), and so it does at the end of a wh-clause
+("that's where the airport is")."""
 
 _TRAILING_OFF = re.compile(r"(\.\.\.|…|-|–|—|,)\s*$")
 _WORD = re.compile(r"[\w'’]+")
+_LAST_SENTENCE = re.compile(r"[.!?]\s+")
 
 
 @dataclass(frozen=True)
@@ -98,14 +101,20 @@ def estimate_turn_end(transcript: str) -> TurnEndEstimate:
         return TurnEndEstimate(0.6, "nothing transcribed: silence decides")
     if _TRAILING_OFF.search(text):
         return TurnEndEstimate(0.05, "trails off")
-    words = [w.lower().replace("’", "'") for w in _WORD.findall(text)[-2:]]
+    sentence = [w.lower().replace("’", "'") for w in _WORD.findall(_LAST_SENTENCE.split(text)[-1])]
+    words = sentence[-2:]
     if words and words[-1] in _NEVER_LAST:
         return TurnEndEstimate(0.05, f"ends with {words[-1]!r}")
     if text.endswith("?"):
         return TurnEndEstimate(0.95, "a question")
     if words and words[-1] in _PREPOSITIONS:
         return TurnEndEstimate(0.05, f"ends with {words[-1]!r}")
-    if len(words) == 2 and words[-1] in _COPULAS and words[0] not in _PRONOUNS:
+    if (
+        len(words) == 2
+        and words[-1] in _COPULAS
+        and words[0] not in _PRONOUNS
+        and not _WH_WORDS.intersection(sentence)
+    ):
         return TurnEndEstimate(0.05, f"ends with {' '.join(words)!r}")
     if text.endswith((".", "!")):
         return TurnEndEstimate(0.9, "a finished sentence")

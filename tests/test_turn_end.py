@@ -21,6 +21,8 @@ from facetalk.dialogue.turn_end import TranscriptTurnDetector, estimate_turn_end
         "Yes, I do.",  # short answers end in an auxiliary
         "I'll take some.",
         "Yes, it is.",
+        "That's where the international airport is.",  # a wh-clause closes on its copula
+        "Hello. My name is Bruce.",
         "",
     ],
 )
@@ -36,6 +38,7 @@ def test_finished_utterances_end_the_turn(transcript: str) -> None:
         "I'd like to know about the.",  # Whisper's full stop does not finish it
         "My name is",
         "The problem is.",
+        "I know where it is. My name is",  # only the last sentence counts
         "So I went there and",
         "I was thinking, um.",
         "I want to go because",
