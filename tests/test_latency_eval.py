@@ -13,7 +13,7 @@ import pytest
 from facetalk.avatar.models import cache_dir
 from facetalk.eval.human_speech import HUMAN_CLIPS
 from facetalk.eval.measures import TurnResult, _best_peak
-from facetalk.eval.report import MEASURES, leg_fault
+from facetalk.eval.report import MEASURES, leg_fault, used_preflight
 from facetalk.eval.script import builtin_script, load_script
 from facetalk.errors import FaceTalkError
 from facetalk.avatar.offline import read_audio
@@ -68,6 +68,7 @@ def test_every_figure_is_present_and_plausible(report: dict) -> None:
     assert set(report["by_speech"]) == {"human", "synthetic"}
     assert report["by_speech"]["human"]["response_ms"]["n"] == 1
     assert report["false_cut_ins"] == {"count": 0, "of_turns": 3, "turns": []}
+    assert report["preflight"]["of_turns"] >= 3
 
 
 def test_user_side_figures_agree_with_the_agents_stages(report: dict) -> None:
@@ -141,3 +142,15 @@ def test_legs_that_are_negative_or_do_not_add_up_are_flagged() -> None:
     assert leg_fault(turn(190, 320, 90, 610)) is None
     assert "negative to_agent" in (leg_fault(turn(-981, 1500, 90, 610)) or "")
     assert "add up to 900" in (leg_fault(turn(190, 620, 90, 610)) or "")
+
+
+def test_a_reply_playing_sooner_than_its_own_generation_was_prepared_on_the_preflight() -> None:
+    """After the turn ended, a fresh reply needs its LLM first token plus TTS first audio;
+    a reply that plays sooner was started on the preflight transcript."""
+    def turn(e2e: float, end_of_turn: float) -> TurnResult:
+        stages = {"e2e_latency": e2e, "end_of_turn_delay": end_of_turn, "llm_node_ttft": 40, "tts_node_ttfb": 120}
+        return TurnResult(0, "x", False, "r", 0.0, 1.0, stages_ms=stages)
+
+    assert used_preflight(turn(e2e=320, end_of_turn=270))  # 50 ms after the turn ended
+    assert not used_preflight(turn(e2e=450, end_of_turn=270))  # 180 ms: generated afterwards
+    assert used_preflight(TurnResult(0, "x", False, "r", 0.0, 1.0)) is None

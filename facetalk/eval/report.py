@@ -10,6 +10,8 @@ Two kinds of turn are counted apart rather than averaged: ``false_cut_ins``,
 where the agent's audio started before the user had finished, and
 ``flagged_turns``, whose legs are negative or do not add up to the response
 (a measuring fault, such as a turn the agent ended at a pause inside it).
+``preflight`` says how often the reply played was the one prepared on the
+preflight transcript, before the turn ended.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from rich.table import Table
 from .latency import LatencyRun
 from .measures import STAGES, TurnResult
 
-__all__ = ["MEASURES", "build_report", "leg_fault", "print_summary", "write_html"]
+__all__ = ["MEASURES", "build_report", "leg_fault", "print_summary", "used_preflight", "write_html"]
 
 MEASURES = (
     "response_ms",
@@ -72,6 +74,21 @@ def leg_fault(turn: TurnResult) -> str | None:
     return None
 
 
+def used_preflight(turn: TurnResult) -> bool | None:
+    """Whether the reply played was the one prepared on the preflight transcript.
+
+    A reply generated after the turn ended cannot start playing sooner than
+    its LLM's first token plus its TTS's first audio; one that does was
+    started before, on the preflight. None without the stages to tell.
+    """
+    stages = turn.stages_ms
+    needed = ("e2e_latency", "end_of_turn_delay", "llm_node_ttft", "tts_node_ttfb")
+    if not all(k in stages for k in needed):
+        return None
+    after_turn_end = stages["e2e_latency"] - stages["end_of_turn_delay"]
+    return after_turn_end < stages["llm_node_ttft"] + stages["tts_node_ttfb"] - _LEGS_TOLERANCE_MS
+
+
 def build_report(run: LatencyRun) -> dict:
     """The JSON-able report of ``run``."""
     per_room = []
@@ -102,10 +119,16 @@ def build_report(run: LatencyRun) -> dict:
             "turns": [_turn_id(t) for t in spoken if t.cut_in],
         },
         "flagged_turns": [{**_turn_id(t), "fault": faults[id(t)]} for t in run.turns if id(t) in faults],
+        "preflight": _preflight_rate([used_preflight(t) for t in sound]),
         "stages": {s: _stats([t.stages_ms[s] for t in sound if s in t.stages_ms]) for s in STAGES},
         "rooms": per_room,
         "turns": [asdict(t) for t in run.turns],
     }
+
+
+def _preflight_rate(used: list[bool | None]) -> dict:
+    known = [u for u in used if u is not None]
+    return {"used": sum(known), "of_turns": len(known), "hit_rate": round(sum(known) / len(known), 2) if known else None}
 
 
 def _turn_id(turn: TurnResult) -> dict:
@@ -125,6 +148,8 @@ def print_summary(report: dict, console: Console) -> None:
         console.print(f"{speech} speech: {figures}")
     cut_ins = report["false_cut_ins"]
     console.print(f"false cut-ins: {cut_ins['count']} of {cut_ins['of_turns']} turns")
+    preflight = report["preflight"]
+    console.print(f"replies prepared on the preflight transcript: {preflight['used']} of {preflight['of_turns']}")
     for turn in report["flagged_turns"]:
         console.print(f"[yellow]flagged, not averaged:[/] {turn['room']}#{turn['index']}: {turn['fault']}")
     fps = [r["delivered_fps"] for r in report["rooms"]]
