@@ -33,7 +33,7 @@ class MotionParams:
 
     Attributes:
         jaw: mouth opening, 0 = lips together .. 1 = wide open; below 0 the
-            lips press together (-0.1: fully pressed, as on "p", "b", "m").
+            lips press together (-0.25: pressed shut, as on "p", "b", "m").
         mouth_width: -1 = rounded ("oo") .. 1 = spread ("ee").
         smile: 0 .. 1.
         blink: upper-lid closure, 0 = open .. 1 = shut.
@@ -229,14 +229,16 @@ class MotionSynthesizer:
         # loud the voice is (an "m" is voiced).
         v = f.viseme
         opening = loudness * (0.8 + 0.4 * v.open)
-        m.jaw = (0.04 + 0.9 * opening) * (1.0 - v.closure) - 0.2 * v.closure
+        m.jaw = (0.04 + 0.9 * opening) * (1.0 - v.closure) - 0.25 * v.closure
         m.mouth_width = self._width(v.width)
         m.tongue = v.tongue * min(1.0, 3.0 * opening)
 
     def _apply_expression(self, m: MotionParams) -> MotionParams:
         e = self.expression
-        rounding = max(0.0, -m.mouth_width)  # lips rounding for "oo" cannot smile as well
-        m.smile = min(1.0, m.smile + e.smile * (1.0 - rounding))
+        # Lips rounding for "oo" cannot smile as well; pressed lips (p/b/m) relax it.
+        rounding = max(0.0, -m.mouth_width)
+        pressed = min(1.0, max(0.0, -m.jaw / 0.25))
+        m.smile = min(1.0, m.smile + e.smile * (1.0 - rounding) * (1.0 - 0.7 * pressed))
         m.brow = min(1.0, m.brow + e.brow_raise)
         squint = max(0.0, 0.5 - e.eye_openness) * 1.2  # 0.5 is neutral, 0 is shut
         m.blink = min(1.0, m.blink + squint * (1.0 - m.blink))

@@ -256,11 +256,12 @@ class CpuRenderer:
         map_x = self._grid_x - disp[:, :, 0]
         map_y = self._grid_y - disp[:, :, 1]
         # 2. Jaw: lower face down, lips part along the inner line.
-        delta = m.jaw - self._jaw_rest
+        # Pressing (jaw < 0) lifts the chin only half as far as the lips, so the neck does not stretch.
+        delta = max(m.jaw, 0.0) + 0.5 * min(m.jaw, 0.0) - self._jaw_rest
         jb = self._jaw_box
         jy = slice(jb.y0 - head.y0, jb.y1 - head.y0), slice(jb.x0 - head.x0, jb.x1 - head.x0)
         map_y[jy] -= delta * self._jaw_rest_field
-        lips = self._mouth(map_y, disp, delta)
+        lips = self._mouth(map_y, disp, delta, 0.5 * min(m.jaw, 0.0))
         # 3. Eyes: lids close, irises look around.
         for eye in self._eyes:
             self._eyelid(eye, map_x, map_y, disp, m)
@@ -275,8 +276,12 @@ class CpuRenderer:
         frame[head.slices] = warped
         return frame
 
-    def _mouth(self, map_y: np.ndarray, disp: np.ndarray, delta: float) -> _Gap:
-        """Re-classify the mouth box into upper lip, lower lip and gap; fix the map there."""
+    def _mouth(self, map_y: np.ndarray, disp: np.ndarray, delta: float, press: float) -> _Gap:
+        """Re-classify the mouth box into upper lip, lower lip and gap; fix the map there.
+
+        ``press`` (<= 0, the negative part of jaw) moves the lower lip further
+        up, over the upper lip's inner edge, fading out towards the box's
+        bottom so the chin below does not move: lips pressed together."""
         head, jb, mb = self._head, self._jaw_box, self._mouth_box
         rows = slice(mb.y0 - jb.y0, mb.y1 - jb.y0)
         cols = slice(mb.x0 - jb.x0, mb.x1 - jb.x0)
@@ -284,20 +289,23 @@ class CpuRenderer:
         line = self._lip_line[cols]
         line_row = self._lip_line_row[cols]
         smooth_y = disp[line_row + jb.y0 - head.y0, c_idx + jb.x0 - head.x0, 1]
-        edge_low = line + smooth_y + delta * self._jaw_low[line_row, c_idx]
-        edge_up = line + smooth_y + delta * self._jaw_up[np.maximum(line_row - 1, 0), c_idx]
+        total = delta + press
+        edge_low = line + smooth_y + total * self._jaw_low[line_row, c_idx]
+        edge_up = line + smooth_y + total * self._jaw_up[np.maximum(line_row - 1, 0), c_idx]
         ys = np.arange(mb.y0, mb.y1, dtype=np.float32)[:, None]
         lower = ys >= edge_low
         field = np.where(lower, self._jaw_low[rows, cols], self._jaw_up[rows, cols])
         sub = slice(mb.y0 - head.y0, mb.y1 - head.y0), slice(mb.x0 - head.x0, mb.x1 - head.x0)
         map_y[sub] += delta * (self._jaw_rest_field[rows, cols] - field)
-        # Lips pressed shut (jaw below 0; -0.2 for a p/b/m): the lower lip's inner, pale
-        # part rolls in under the upper lip, which the face mesh (and a viewer) reads as shut.
-        press = float(np.clip(-(delta + self._jaw_rest) / 0.2, 0, 1))
-        if press > 0:
+        if press < 0:
+            # The lower lip rides up over the upper lip's edge and its pale inner part
+            # rolls in: a p/b/m reads as shut, to a viewer and to the face mesh.
+            fade = np.clip(1 - (ys - edge_low) / (mb.y1 - edge_low), 0, 1)
+            map_y[sub] -= press * field * (fade * fade * (3 - 2 * fade))
+            amount = min(1.0, -press / 0.1)
             below = np.maximum(ys - edge_low, 0)
-            roll = self._lower_lip_h * np.exp(-((below / (3.0 * self._lower_lip_h)) ** 2)) * (ys >= edge_low)
-            map_y[sub] += press * 1.5 * roll * self._lip_span[cols][None, :]
+            roll = self._lower_lip_h * np.exp(-((below / (3.0 * self._lower_lip_h)) ** 2)) * lower
+            map_y[sub] += amount * 1.5 * roll * self._lip_span[cols][None, :]
         alpha = np.clip(edge_low - ys, 0, 1) * np.clip(ys - edge_up, 0, 1)
         return _Gap(sub=sub, alpha=alpha.astype(np.float32), edge_up=edge_up, edge_low=edge_low, ys=ys)
 

@@ -33,7 +33,7 @@ class Viseme:
 
     Attributes:
         open: jaw opening at full loudness, 0 .. 1.
-        width: -1 rounded .. 1 spread.
+        width: -1 rounded .. 1 spread (beyond -1: pursed).
         tongue: how much of the tongue tip shows, 0 .. 1.
         closure: how firmly the lips close, 0 .. 1 (1: bilabial).
     """
@@ -56,9 +56,9 @@ VISEMES: dict[str, Viseme] = {
     "velar": Viseme(0.3, 0.05),
     "glottal": Viseme(0.35),
     "rhotic": Viseme(0.22, -0.45),
-    "w": Viseme(0.12, -1.0),
-    "rounded_close": Viseme(0.25, -1.0),
-    "rounded_mid": Viseme(0.55, -0.85),
+    "w": Viseme(0.12, -1.2),
+    "rounded_close": Viseme(0.25, -1.2),
+    "rounded_mid": Viseme(0.55, -1.0),
     "spread_close": Viseme(0.2, 0.9),
     "spread_near": Viseme(0.3, 0.65),
     "spread_mid": Viseme(0.55, 0.55),
