@@ -6,26 +6,28 @@ Across the room, livekit-agents' ``DataStreamAudioOutput`` sends only the PCM
 bytes, one byte stream per segment, so the timing needs its own channel:
 
 - :class:`PhonemeTimingOutput` sits in front of ``DataStreamAudioOutput``.
-  Before the first frame of each piece of timing goes out, it sends the timing
-  as a text stream (topic :data:`TIMING_TOPIC`) to the avatar, tagged with an
-  id for the segment the audio belongs to. Times stay relative to the start
-  of the segment, so they need no clock shared by the two machines.
+  Before a frame that carries timing goes out, it hands the timing to the
+  avatar by RPC (method :data:`TIMING_RPC`), tagged with an id for the
+  segment the audio belongs to, and waits for the avatar's answer; a new
+  segment's id is announced the same way before its first frame. Times stay
+  relative to the start of the segment, so the machines share no clock.
 - :class:`PhonemeTimingReceiver` wraps ``DataStreamAudioReceiver`` on the
   avatar's side and puts the timing back onto the audio frames of that
   segment, so the avatar's generator reads it exactly as in-process.
 
-Matching a segment's id to its audio needs no id in the audio stream: both
-streams leave the agent in order on the same reliable data channel, and the
-text stream's header (which carries the id) reaches the receiver before the
-segment's audio. Ids are queued in that order and the receiver takes the next
-one whenever a new segment's audio begins. An interruption (``lk.clear_buffer``)
-drops the whole queue: everything announced before it belongs to audio the
-clear throws away, and the agent sends no new audio until the clear is done.
+Matching a segment's id to its audio needs no id in the audio stream: since
+each RPC is answered before the audio behind it is sent, ids reach the
+avatar in the order their segments' audio does. They are queued, and the
+receiver takes the next one whenever a new segment's audio begins. (A text
+stream was tried first: it can overtake, or fall behind, the audio's byte
+stream.) An interruption (``lk.clear_buffer``) drops the queue: everything
+announced before it belongs to audio the clear throws away, and the agent
+announces nothing new until the avatar has reported the cleared playback
+finished.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections import deque
@@ -39,12 +41,12 @@ from livekit.agents.voice.io import AudioOutput, AudioOutputCapabilities
 
 from ..avatar.phonemes import PhonemeSpan, PhonemeTimedString, spans_from_frame, spans_from_json, spans_to_json
 
-__all__ = ["TIMING_TOPIC", "PhonemeTimingOutput", "PhonemeTimingReceiver"]
+__all__ = ["TIMING_RPC", "PhonemeTimingOutput", "PhonemeTimingReceiver"]
 
 logger = logging.getLogger(__name__)
 
-TIMING_TOPIC = "facetalk.phoneme_timing"
-"""Text-stream topic of the timing messages; attribute ``segment`` names the audio segment."""
+TIMING_RPC = "facetalk.phoneme_timing"
+"""RPC method of the timing messages: JSON ``{"segment": id, "phonemes": [[phoneme, start, end], ...]}``."""
 
 
 class PhonemeTimingOutput(AudioOutput):
@@ -63,6 +65,7 @@ class PhonemeTimingOutput(AudioOutput):
         self._destination = destination_identity
         self._segment: str | None = None
         self._cleared = False
+        self._warned = False
 
     @property
     def sample_rate(self) -> int | None:
@@ -108,9 +111,14 @@ class PhonemeTimingOutput(AudioOutput):
 
     async def _announce(self, spans: list[PhonemeSpan]) -> None:
         assert self._segment is not None
-        await self._room.local_participant.send_text(
-            json.dumps(spans_to_json(spans)), topic=TIMING_TOPIC,
-            destination_identities=[self._destination], attributes={"segment": self._segment})
+        payload = json.dumps({"segment": self._segment, "phonemes": spans_to_json(spans)})
+        try:
+            await self._room.local_participant.perform_rpc(
+                destination_identity=self._destination, method=TIMING_RPC, payload=payload)
+        except rtc.RpcError as e:  # an avatar without the method: its mouth follows the audio
+            if not self._warned:
+                self._warned = True
+                logger.warning("the avatar did not take the phoneme timing (%s); its mouth follows the audio", e.message)
 
 
 class PhonemeTimingReceiver(AudioReceiver):
@@ -130,11 +138,10 @@ class PhonemeTimingReceiver(AudioReceiver):
         self._announced: deque[str] = deque()  # segment ids whose audio has not begun
         self._timing: dict[str, list[PhonemeSpan]] = {}  # spans not yet put on a frame
         self._current: str | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
         inner.on("clear_buffer", self._on_clear_buffer)
 
     async def start(self) -> None:
-        self._room.register_text_stream_handler(TIMING_TOPIC, self._on_timing)
+        self._room.local_participant.register_rpc_method(TIMING_RPC, self._on_timing)
         await self._inner.start()
 
     def notify_playback_finished(self, playback_position: float, interrupted: bool) -> None:
@@ -147,8 +154,7 @@ class PhonemeTimingReceiver(AudioReceiver):
         return self._frames()
 
     async def aclose(self) -> None:
-        self._room.unregister_text_stream_handler(TIMING_TOPIC)
-        await utils.aio.cancel_and_wait(*self._tasks)
+        self._room.local_participant.unregister_rpc_method(TIMING_RPC)
         await self._inner.aclose()
 
     async def _frames(self) -> AsyncIterator[rtc.AudioFrame | AudioSegmentEnd]:
@@ -170,25 +176,20 @@ class PhonemeTimingReceiver(AudioReceiver):
                 "", spans, start_time=min(s.start for s in spans), end_time=max(s.end for s in spans))]
             spans.clear()
 
-    def _on_timing(self, reader: rtc.TextStreamReader, sender: str) -> None:
-        segment = (reader.info.attributes or {}).get("segment")
-        if sender != self._sender or not segment:
-            return
-        if segment not in self._timing:  # the header comes in order with the audio
+    def _on_timing(self, data: rtc.RpcInvocationData) -> str:
+        if data.caller_identity != self._sender:
+            return "rejected"
+        try:
+            message = json.loads(data.payload)
+            segment, spans = str(message["segment"]), spans_from_json(message["phonemes"])
+        except (ValueError, KeyError, TypeError) as e:  # json.JSONDecodeError is a ValueError
+            logger.warning("ignoring bad phoneme timing from %s: %s", self._sender, e)
+            return "ignored"
+        if segment not in self._timing:
             self._announced.append(segment)
             self._timing[segment] = []
-        task = asyncio.create_task(self._read(reader, segment))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _read(self, reader: rtc.TextStreamReader, segment: str) -> None:
-        try:
-            spans = spans_from_json(json.loads(await reader.read_all()))
-        except ValueError as e:  # json.JSONDecodeError is a ValueError
-            logger.warning("ignoring bad phoneme timing from %s: %s", self._sender, e)
-            return
-        if segment in self._timing:  # else: cleared meanwhile
-            self._timing[segment].extend(spans)
+        self._timing[segment].extend(spans)
+        return "ok"
 
     def _on_clear_buffer(self) -> None:
         self._announced.clear()
