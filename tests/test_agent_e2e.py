@@ -26,7 +26,7 @@ from facetalk.livekit_server import LocalLiveKitServer
 from facetalk.simulated_user import MIC_RATE, SimulatedUser
 
 from .conftest import CONFIGS, running_worker
-from .lipreading import closure_at_receiver
+from .lipreading import BILABIAL_ANSWER, NOT_RELIABLE_YET, closure_of_an_answer
 from .speech import speak, transcribe, word_error_rate
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
@@ -35,7 +35,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 _JITTER_S = 0.1
 QUESTION = "What is your name?"
 NAME_ANSWER = "My name is Astra."
-BILABIAL_ANSWER = "My brother Bob packs maps, pens and paper before he boards the big boat."
 LONG_ANSWER = (
     "Let me tell you a long story about the stars. "
     "Once upon a time there was a small rocket that wanted to fly to the moon. "
@@ -108,24 +107,13 @@ async def test_agent_hears_answers_and_animates(
     assert while_agent_speaks > 3 * max(while_user_speaks, 0.2), (while_agent_speaks, while_user_speaks)
 
 
-@pytest.mark.xfail(reason="lip reading at the receiver is not reliable yet: measured 0.54 (in process) and "
-                   "0.0-0.14 (remote) on the 2-core VM; see docs/avatar-cpu.md", strict=False)
+@NOT_RELIABLE_YET
 async def test_lips_close_on_p_b_m_at_the_receiver(
     livekit_server: LocalLiveKitServer, worker: subprocess.Popen[bytes]
 ) -> None:
     """piper's phoneme timing reaches the in-process avatar: in the frames the user receives,
     the lips are shut on at least 80 % of the p/b/m of the answer."""
-    user = SimulatedUser(keep_video_size=512)
-    room = f"e2e-{uuid.uuid4().hex[:8]}"
-    await user.join(livekit_server.url, livekit_server.token("person", room))
-    try:
-        await user.wait_for_greeting()
-        asked = await user.say(speak("Tell me about the boat."))
-        await user.wait_for_answer()
-    finally:
-        await user.leave()
-    start, end = user.audio.loud_span(after=asked.end)
-    closure = closure_at_receiver(user, BILABIAL_ANSWER, start, end)
+    closure = await closure_of_an_answer(livekit_server, f"e2e-{uuid.uuid4().hex[:8]}")
     assert closure is not None and closure >= 0.8, closure
 
 

@@ -21,11 +21,10 @@ from facetalk.livekit_server import LocalLiveKitServer
 from facetalk.simulated_user import SimulatedUser
 
 from .conftest import CONFIGS, running_worker
-from .lipreading import closure_at_receiver
+from .lipreading import BILABIAL_ANSWER, NOT_RELIABLE_YET, closure_of_an_answer
 from .speech import speak, transcribe, word_error_rate
 
 NAME_ANSWER = "My name is Astra."
-BILABIAL_ANSWER = "My brother Bob packs maps, pens and paper before he boards the big boat."
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
@@ -87,22 +86,11 @@ async def test_remote_avatar_speaks_for_the_agent(
     assert while_agent_speaks > 3 * max(while_user_speaks, 0.2), (while_agent_speaks, while_user_speaks)
 
 
-@pytest.mark.xfail(reason="lip reading at the receiver is not reliable yet: measured 0.54 (in process) and "
-                   "0.0-0.14 (remote) on the 2-core VM; see docs/avatar-cpu.md", strict=False)
+@NOT_RELIABLE_YET
 async def test_remote_avatar_closes_the_lips_on_p_b_m(
     livekit_server: LocalLiveKitServer, remote_worker: subprocess.Popen[bytes]
 ) -> None:
     """The phoneme timing crosses the room to the remote avatar: in the frames the user receives,
     the lips are shut on at least 80 % of the p/b/m of the answer."""
-    user = SimulatedUser(keep_video_size=512)
-    room = f"remote-{uuid.uuid4().hex[:8]}"
-    await user.join(livekit_server.url, livekit_server.token("person", room))
-    try:
-        await user.wait_for_greeting()
-        asked = await user.say(speak("Tell me about the boat."))
-        await user.wait_for_answer()
-    finally:
-        await user.leave()
-    start, end = user.audio.loud_span(after=asked.end)
-    closure = closure_at_receiver(user, BILABIAL_ANSWER, start, end)
+    closure = await closure_of_an_answer(livekit_server, f"remote-{uuid.uuid4().hex[:8]}")
     assert closure is not None and closure >= 0.8, closure
