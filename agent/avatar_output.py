@@ -10,6 +10,11 @@ publishes on the agent's behalf (``lk.publish_on_behalf``). The session's audio
 travels to it over LiveKit data streams (``DataStreamAudioOutput``), and the
 labels as the agent's participant attribute.
 
+Either way the TTS's phoneme timing reaches the avatar with the audio: in
+process inside the frames (so the queue takes frames at the TTS's own rate;
+resampling them would drop what they carry, and the generator resamples
+anyway), remotely on the text stream of :mod:`.phoneme_stream`.
+
 Either way the caller gets back a function that sets the avatar's label.
 """
 
@@ -30,6 +35,7 @@ from ..avatar.labels import Label
 from ..config import PersonaConfig, PipelineConfig
 from ..dialogue.avatar_state import AVATAR_STATE_ATTRIBUTE
 from .avatar_runner import AvatarVideoRunner
+from .phoneme_stream import PhonemeTimingOutput
 from .remote_avatar import avatar_identity, avatar_token, request_remote_avatar
 
 __all__ = ["LabelSink", "start_avatar"]
@@ -56,7 +62,7 @@ async def _start_in_process(
     publish_label: LabelSink,
 ) -> LabelSink:
     video_gen = create_video_generator(persona, pipeline.avatar)
-    audio_out = QueueAudioOutput(sample_rate=video_gen.audio_sample_rate)
+    audio_out = QueueAudioOutput()  # any rate: the frames keep their phoneme timing
     session.output.audio = audio_out
     runner = AvatarVideoRunner(
         ctx.room,
@@ -90,8 +96,12 @@ async def _start_remote(
             api_secret=lk.api_secret.get_secret_value(),
         ),
     )
-    session.output.audio = DataStreamAudioOutput(
-        ctx.room, destination_identity=identity, wait_remote_track=rtc.TrackKind.KIND_VIDEO
+    session.output.audio = PhonemeTimingOutput(
+        ctx.room,
+        destination_identity=identity,
+        next_in_chain=DataStreamAudioOutput(
+            ctx.room, destination_identity=identity, wait_remote_track=rtc.TrackKind.KIND_VIDEO
+        ),
     )
     return publish_label
 

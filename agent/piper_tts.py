@@ -6,8 +6,14 @@ sentence, so the avatar starts talking as soon as the first sentence is ready:
 
 - ``synthesize(text)`` pushes each sentence's audio as piper finishes it;
 - ``stream()`` takes text as the LLM writes it, cuts it into sentences with
-  livekit-agents' own ``tts.StreamAdapter`` and sentence tokenizer, and
+  livekit-agents' sentence tokenizer (as its ``tts.StreamAdapter`` does), and
   synthesises each sentence as soon as it is complete.
+
+Each sentence's audio comes with a :class:`~facetalk.avatar.phonemes.PhonemeTimedString`:
+the sentence's transcript entry (what ``tts.StreamAdapter`` would push) plus
+piper's phoneme alignment, which the avatar turns into mouth shapes. The
+adapter itself cannot be used for this: it re-frames the wrapped stream's
+audio and drops the timing attached to it.
 
 Output is 16-bit mono PCM at the voice's own sample rate (22.05 kHz for the
 bundled voice).
@@ -29,15 +35,17 @@ from livekit.agents.types import (
     NOT_GIVEN,
     APIConnectOptions,
     NotGivenOr,
+    TimedString,
 )
 from livekit.agents.utils import is_given
 
 from facetalk.errors import FaceTalkError
 
+from ..avatar.phonemes import PhonemeTimedString, piper_spans
 from .model_cache import ModelCache
 
 try:
-    from piper import PiperVoice, SynthesisConfig
+    from piper import AudioChunk, PiperVoice, SynthesisConfig
 except ImportError as e:  # pragma: no cover - depends on the install
     raise FaceTalkError(
         f"piper is not installed ({e})", hint="pip install 'facetalk[tts]'"
@@ -86,7 +94,10 @@ def _load_voice(key: _VoiceKey) -> PiperVoice:
                 "with its .onnx.json beside it",
             )
     try:
-        return PiperVoice.load(key.model_path, config_path=key.config_path, use_cuda=key.use_cuda)
+        # include_alignments patches the model in memory (with the onnx package)
+        # so that every sentence reports how many samples each phoneme got.
+        return PiperVoice.load(key.model_path, config_path=key.config_path, use_cuda=key.use_cuda,
+                               include_alignments=True)
     except Exception as e:  # onnxruntime and json raise many unrelated types
         raise FaceTalkError(
             f"cannot load the piper voice {key.model_path}: {e}",
@@ -116,18 +127,17 @@ class PiperTTS(tts.TTS):
                 default is the one AgentSession uses for non-streaming TTS.
         """
         super().__init__(
-            # stream() goes through tts.StreamAdapter, which times each sentence
+            # every sentence's audio carries its transcript entry with its start time
             capabilities=tts.TTSCapabilities(streaming=True, aligned_transcript=True),
             sample_rate=voice.config.sample_rate,
             num_channels=1,
         )
         self._voice = voice
         self._opts = _TTSOptions(speed=_checked_speed(speed))
-        self._sentences = tts.StreamAdapter(
-            tts=self,
-            sentence_tokenizer=sentence_tokenizer
+        self._tokenizer = (
+            sentence_tokenizer
             if is_given(sentence_tokenizer)
-            else tokenize.blingfire.SentenceTokenizer(retain_format=True),
+            else tokenize.blingfire.SentenceTokenizer(retain_format=True)
         )
 
     @classmethod
@@ -179,9 +189,6 @@ class PiperTTS(tts.TTS):
         if is_given(speed):
             self._opts.speed = _checked_speed(speed)
 
-    async def aclose(self) -> None:
-        await self._sentences.aclose()
-
     def synthesize(
         self, text: str, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
     ) -> PiperChunkedStream:
@@ -189,14 +196,65 @@ class PiperTTS(tts.TTS):
 
     def stream(
         self, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
-    ) -> tts.SynthesizeStream:
-        return self._sentences.stream(conn_options=conn_options)
+    ) -> PiperSynthesizeStream:
+        return PiperSynthesizeStream(tts=self, conn_options=conn_options)
 
 
 def _checked_speed(speed: float) -> float:
     if not 0.25 < speed <= 4.0:
         raise ValueError(f"speed must be in (0.25, 4], got {speed}")
     return speed
+
+
+class _Sentences:
+    """Runs piper on texts in a worker thread and pushes audio + phoneme timing.
+
+    ``offset`` is the segment time (s) the next audio starts at: the
+    ``start_time`` livekit gives a segment's ``TimedString`` s.
+    """
+
+    def __init__(self, voice: PiperVoice, opts: _TTSOptions, emitter: tts.AudioEmitter) -> None:
+        self._voice = voice
+        self._config = SynthesisConfig(length_scale=1.0 / opts.speed)
+        self._emitter = emitter
+        self.offset = 0.0
+
+    async def speak(self, text: str) -> None:
+        """Synthesise ``text`` (one or more sentences), pushing each sentence as it is done.
+
+        The first sentence's timed string carries ``text`` itself, later ones
+        an empty string, so the transcript reads ``text`` exactly once.
+        """
+        # piper's synthesize() is a lazy generator with one item per sentence;
+        # each next() runs in a thread, so the loop stays free between sentences.
+        sentences = iter(self._voice.synthesize(text, syn_config=self._config, include_alignments=True))
+        loop = asyncio.get_running_loop()
+        while True:
+            started = time.perf_counter()
+            try:
+                chunk = await loop.run_in_executor(None, next, sentences, None)
+            except Exception as e:  # onnxruntime and espeak errors have no common base
+                raise APIError(f"piper failed to synthesise: {e}", retryable=False) from e
+            if chunk is None:
+                return
+            elapsed = time.perf_counter() - started
+            if elapsed > SLOW_SENTENCE_S:
+                logger.warning("piper took %.2f s for one sentence", elapsed)
+            self._push(text, chunk)
+            text = ""
+
+    def _push(self, text: str, chunk: AudioChunk) -> None:
+        samples = chunk.audio_int16_array.ravel()
+        start = _audible_start(samples, chunk.sample_rate)
+        alignments = [(a.phoneme, a.num_samples) for a in chunk.phoneme_alignments or []]
+        rate = chunk.sample_rate
+        phonemes = piper_spans(alignments, rate, offset=self.offset - start / rate)
+        duration = (samples.size - start) / rate
+        self._emitter.push_timed_transcript(PhonemeTimedString(
+            text, [p for p in phonemes if p.end > self.offset], start_time=self.offset,
+            end_time=self.offset + duration))
+        self._emitter.push(samples[start:].tobytes())
+        self.offset += duration
 
 
 class PiperChunkedStream(tts.ChunkedStream):
@@ -214,24 +272,59 @@ class PiperChunkedStream(tts.ChunkedStream):
             num_channels=1,
             mime_type="audio/pcm",
         )
-        config = SynthesisConfig(length_scale=1.0 / self._opts.speed)
-        # piper's synthesize() is a lazy generator with one item per sentence;
-        # each next() runs in a thread, so the loop stays free between sentences.
-        sentences = iter(self._voice.synthesize(self.input_text, syn_config=config))
-        loop = asyncio.get_running_loop()
-        while True:
-            started = time.perf_counter()
-            try:
-                chunk = await loop.run_in_executor(None, next, sentences, None)
-            except Exception as e:  # onnxruntime and espeak errors have no common base
-                raise APIError(f"piper failed to synthesise: {e}", retryable=False) from e
-            if chunk is None:
-                break
-            elapsed = time.perf_counter() - started
-            if elapsed > SLOW_SENTENCE_S:
-                logger.warning("piper took %.2f s for one sentence", elapsed)
-            output_emitter.push(_trim_leading_silence(chunk.audio_int16_array, chunk.sample_rate))
+        await _Sentences(self._voice, self._opts, output_emitter).speak(self.input_text)
         output_emitter.flush()
+
+
+class PiperSynthesizeStream(tts.SynthesizeStream):
+    """Text as the LLM writes it, cut into sentences and spoken one by one.
+
+    Laid out as livekit-agents' ``StreamAdapterWrapper``: one segment per
+    stream, a sentence's timed string pushed right before its audio, a flush
+    after each sentence so its audio leaves at once.
+    """
+
+    def __init__(self, *, tts: PiperTTS, conn_options: APIConnectOptions) -> None:
+        super().__init__(tts=tts, conn_options=conn_options)
+        self._voice = tts._voice
+        self._opts = replace(tts._opts)
+        self._tokenizer = tts._tokenizer
+
+    async def _run(self, output_emitter: tts.AudioEmitter) -> None:
+        sentence_stream = self._tokenizer.stream()
+        output_emitter.initialize(
+            request_id=utils.shortuuid(),
+            sample_rate=self._voice.config.sample_rate,
+            num_channels=1,
+            mime_type="audio/pcm",
+            stream=True,
+        )
+        output_emitter.start_segment(segment_id=utils.shortuuid())
+        sentences = _Sentences(self._voice, self._opts, output_emitter)
+
+        async def forward_input() -> None:
+            async for data in self._input_ch:
+                if isinstance(data, self._FlushSentinel):
+                    sentence_stream.flush()
+                else:
+                    sentence_stream.push_text(data)
+            sentence_stream.end_input()
+
+        async def synthesize() -> None:
+            async for event in sentence_stream:
+                if not event.token.strip():
+                    output_emitter.push_timed_transcript(TimedString(event.token, start_time=sentences.offset))
+                    continue
+                self._mark_started()
+                await sentences.speak(event.token)
+                output_emitter.flush()
+
+        tasks = [asyncio.create_task(forward_input()), asyncio.create_task(synthesize())]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            await sentence_stream.aclose()
+            await utils.aio.cancel_and_wait(*tasks)
 
 
 INAUDIBLE_LEVEL = 64
@@ -241,17 +334,15 @@ LEAD_IN_S = 0.01
 """Silence kept before a sentence's first sound, so its onset is not cut."""
 
 
-def _trim_leading_silence(samples: np.ndarray, sample_rate: int) -> bytes:
-    """A sentence's audio without the inaudible start piper gives every sentence.
+def _audible_start(samples: np.ndarray, sample_rate: int) -> int:
+    """Where a sentence's audio should start: without the inaudible start piper gives every sentence.
 
     Piper begins each sentence with about 45 ms of near-digital silence; for the
     first sentence of an answer that is 45 ms more the user waits. The pause
     between sentences is unaffected: it is the previous sentence's trailing
     silence (about 150 ms).
     """
-    samples = samples.ravel()
     audible = np.flatnonzero(np.abs(samples.astype(np.int32)) > INAUDIBLE_LEVEL)
     if audible.size == 0:
-        return samples.tobytes()
-    start = max(0, int(audible[0]) - round(LEAD_IN_S * sample_rate))
-    return samples[start:].tobytes()
+        return 0
+    return max(0, int(audible[0]) - round(LEAD_IN_S * sample_rate))

@@ -4,7 +4,7 @@ The agent's worker calls :func:`request_remote_avatar`, a ``POST /launch``
 with a LiveKit URL and a token minted for the avatar participant. The avatar
 server (:class:`AvatarServer`, ``facetalk avatar-server``), typically on a GPU
 machine, then runs :func:`run_avatar_participant`: it joins the room, receives
-the agent's TTS audio over data streams, follows the agent's label attribute,
+the agent's TTS audio over data streams (with its phoneme timing), follows the agent's label attribute,
 and publishes audio + video on the agent's behalf until the agent leaves.
 
 The token carries ``lk.publish_on_behalf``, so the user's client and
@@ -32,6 +32,7 @@ from ..dialogue.avatar_state import AVATAR_STATE_ATTRIBUTE
 from ..errors import FaceTalkError
 from ..http_service import HTTPService
 from .avatar_runner import AvatarVideoRunner
+from .phoneme_stream import PhonemeTimingReceiver
 
 __all__ = [
     "AvatarServer",
@@ -101,7 +102,9 @@ async def run_avatar_participant(
     room.on("disconnected", lambda *_: agent_left.set())
     runner = AvatarVideoRunner(
         room,
-        audio_recv=DataStreamAudioReceiver(room, sender_identity=agent_identity),
+        audio_recv=PhonemeTimingReceiver(
+            DataStreamAudioReceiver(room, sender_identity=agent_identity), room, sender_identity=agent_identity
+        ),
         video_gen=video_gen,
         options=video_gen.avatar_options(),
     )

@@ -8,9 +8,13 @@ yields back. Motion synthesis reads one :class:`AudioFeatures` per video frame.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from livekit import rtc
+
+if TYPE_CHECKING:
+    from .visemes import VisemeFrame
 
 __all__ = ["CHANNELS", "SAMPLE_RATE", "AudioFeatures", "FeatureExtractor", "MonoResampler"]
 
@@ -28,11 +32,15 @@ class AudioFeatures:
         energy: loudness mapped to 0 (silence) .. 1 (the loudest recent speech).
         brightness: spectral centroid mapped to 0 (dark vowels like "oo") .. 1 ("ee", "s").
         noisiness: zero-crossing rate, 0 .. 1; high for fricatives.
+        viseme: the mouth shape the TTS's phoneme timing asks for at this
+            frame, or ``None`` when the audio came without timing (then the
+            mouth follows loudness and brightness alone).
     """
 
     energy: float
     brightness: float
     noisiness: float
+    viseme: VisemeFrame | None = None
 
 
 class MonoResampler:
@@ -92,11 +100,12 @@ class FeatureExtractor:
         self._decay = peak_decay_db
         self._peak_db = -22.0
 
-    def __call__(self, samples: np.ndarray) -> AudioFeatures:
-        """Features of one video frame's worth of int16 mono samples."""
+    def __call__(self, samples: np.ndarray, viseme: VisemeFrame | None = None) -> AudioFeatures:
+        """Features of one video frame's worth of int16 mono samples (and the
+        frame's viseme, when phoneme timing came with the audio)."""
         x = samples.astype(np.float32) / 32768.0
         if x.size == 0:
-            return AudioFeatures(0.0, 0.5, 0.0)
+            return AudioFeatures(0.0, 0.5, 0.0, viseme)
         rms = float(np.sqrt(np.mean(x * x)) + 1e-9)
         db = 20.0 * np.log10(rms)
         self._peak_db = max(db, self._peak_db - self._decay, -30.0)
@@ -107,4 +116,4 @@ class FeatureExtractor:
         centroid = float((spectrum * freqs).sum() / (spectrum.sum() + 1e-9))
         brightness = float(np.clip((centroid - 500.0) / 2500.0, 0.0, 1.0))
         noisiness = float(np.clip(np.mean(np.abs(np.diff(np.signbit(x).astype(np.int8)))) * 4.0, 0.0, 1.0))
-        return AudioFeatures(energy, brightness, noisiness)
+        return AudioFeatures(energy, brightness, noisiness, viseme)

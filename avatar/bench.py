@@ -1,4 +1,4 @@
-"""Benchmarks of the avatar engine: speed, latency, memory, lip sync, continuity, drift.
+"""Benchmarks of the avatar engine: speed, latency, memory, lip sync, visemes, continuity, drift.
 
 ``bench_avatar`` measures what the issue's targets name; ``soak`` runs the
 streaming runtime over many minutes of content and reports memory and drift.
@@ -17,20 +17,50 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 from livekit import rtc
+from livekit.agents.types import USERDATA_TIMED_TRANSCRIPT
 from livekit.agents.voice.avatar import AudioSegmentEnd
 
 from ..config import Expression
+from ..eval.mouth import MouthRegion, bilabial_closure, boundary_step_ratio, rounding_ratio, track_lips
 from .audio import SAMPLE_RATE, FeatureExtractor, MonoResampler
 from .engine import CpuEngine
 from .labels import Label
-from .landmarks import MeshIndex
+from .landmarks import FaceLandmarker, MeshIndex
 from .persona import PersonaPack
+from .phonemes import PhonemeSpan, PhonemeTimedString
 from .runtime import AvatarVideoGenerator, FrameInfo
 from .speech import Speech
+from .visemes import SegmentVisemes
 
-__all__ = ["BenchResult", "SoakResult", "bench_avatar", "psnr_outside_head", "soak"]
+__all__ = ["BenchResult", "MouthFigures", "SoakResult", "bench_avatar", "psnr_outside_head", "soak"]
 
 _CHUNK_S = 0.01  # TTS audio arrives in 10 ms frames
+
+
+@dataclass
+class MouthFigures:
+    """How well the mouth says the words, from the streamed frames of one mode.
+
+    Attributes:
+        fps: frames generated per second of CPU time (motion + render), one thread.
+        bilabial_closure: share of p/b/m phonemes whose inner-lip gap (face mesh
+            on the frame at the phoneme's middle) is <= 15 % of the speaking
+            95th-percentile gap.
+        rounding_ratio: median mouth width (face mesh) on rounded vowels ÷ on spread vowels.
+        lipsync_corr: Pearson correlation of mouth openness (dark pixels
+            between the lips) with the audio envelope (dB), at the best lag.
+        lipsync_lag_ms: lag of the mouth behind the audio at that correlation.
+        boundary_step_ratio: 95th percentile of the landmark step into frames
+            that start a clip ÷ the 95th percentile elsewhere (1.0: boundaries
+            look like any other frame).
+    """
+
+    fps: float
+    bilabial_closure: float | None
+    rounding_ratio: float | None
+    lipsync_corr: float
+    lipsync_lag_ms: float
+    boundary_step_ratio: float
 
 
 @dataclass
@@ -40,32 +70,20 @@ class BenchResult:
     Attributes:
         engine: engine name.
         resolution: frame side in pixels.
-        fps: frames generated per second of CPU time (motion + render), one thread.
         first_frame_ms: first audio chunk pushed → first speaking frame yielded (median of 5).
         rss_mb: peak resident memory of the process, MB.
-        lipsync_corr: Pearson correlation of mouth opening (dark pixels between
-            the lips, measured on the frames) with the audio envelope (dB).
-        lipsync_lag_ms: lag of the mouth behind the audio at the best correlation.
-        boundary_jump_ratio: largest frame-to-frame motion change across a clip
-            boundary ÷ median change inside clips (the issue's definition).
-            Speech alone makes the largest step ~4-5x the median, boundaries or
-            not, so the two like-for-like ratios below tell a real seam apart:
-        boundary_jump_median_ratio: median change across boundaries ÷ median
-            inside clips; 1.0 means a boundary is like any other frame.
-        boundary_jump_max_ratio: largest change across a boundary ÷ largest
-            change inside clips.
+        phoneme_timed: the mouth with piper's phoneme timing carried with the
+            audio, as the agent sends it.
+        audio_only: the same audio without timing (any other TTS): the mouth
+            follows loudness and brightness.
     """
 
     engine: str
     resolution: int
-    fps: float
     first_frame_ms: float
     rss_mb: float
-    lipsync_corr: float
-    lipsync_lag_ms: float
-    boundary_jump_ratio: float
-    boundary_jump_median_ratio: float
-    boundary_jump_max_ratio: float
+    phoneme_timed: MouthFigures
+    audio_only: MouthFigures
 
 
 @dataclass
@@ -111,29 +129,39 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _chunks(speech: Speech) -> Iterator[rtc.AudioFrame]:
+def _chunks(speech: Speech, *, timed: bool = False) -> Iterator[rtc.AudioFrame]:
+    """10 ms frames of ``speech``; with ``timed``, the first carries its phoneme
+    timing as our piper TTS attaches it."""
     n = int(speech.sample_rate * _CHUNK_S)
     for i in range(0, speech.samples.size, n):
         part = speech.samples[i:i + n]
-        yield rtc.AudioFrame(part.tobytes(), speech.sample_rate, 1, part.size)
+        frame = rtc.AudioFrame(part.tobytes(), speech.sample_rate, 1, part.size)
+        if timed and i == 0 and speech.phonemes:
+            frame.userdata[USERDATA_TIMED_TRANSCRIPT] = [
+                PhonemeTimedString("", speech.phonemes, start_time=0.0, end_time=speech.duration)]
+        yield frame
 
 
-def _mouth_opening(pack: PersonaPack) -> tuple[slice, slice]:
-    """A box around the lips, extended down to where the open lower lip goes."""
-    lips = pack.points[list(MeshIndex.LIPS_UPPER_OUTER + MeshIndex.LIPS_LOWER_OUTER)]
-    (x0, y0), (x1, y1) = lips.min(0), lips.max(0)
-    w = x1 - x0
-    return slice(int(y0), int(y1 + 0.45 * w)), slice(int(x0 + 0.15 * w), int(x1 - 0.15 * w))
+def _face_box(pack: PersonaPack) -> tuple[slice, slice]:
+    """The face with room for the head's motion: what the face mesh is run on."""
+    oval = pack.points[list(MeshIndex.FACE_OVAL)]
+    (x0, y0), (x1, y1) = oval.min(0), oval.max(0)
+    pad = 0.3 * (x1 - x0)
+    size = pack.resolution
+    return (slice(max(0, int(y0 - pad)), min(size, int(y1 + pad))),
+            slice(max(0, int(x0 - pad)), min(size, int(x1 + pad))))
 
 
 class _Probe:
-    """Reads a generator's stream, measuring each speech segment as it plays."""
+    """Reads a generator's stream, keeping each speech segment's frames as it plays."""
 
     def __init__(self, pack: PersonaPack) -> None:
         self.gen: AvatarVideoGenerator | None = None
         self.infos: list[FrameInfo] = []
-        self._box = _mouth_opening(pack)
-        self._darkness: list[float] = []
+        self._mouth = MouthRegion.for_pack(pack)
+        self._face = _face_box(pack)
+        self.darkness: list[float] = []
+        self.faces: list[np.ndarray] = []
         self._first: list[float] = []
         self._ended = asyncio.Event()
         self._reader: asyncio.Task[None] | None = None
@@ -152,27 +180,26 @@ class _Probe:
                 if not self._first:
                     self._first.append(self.infos[-1].created)
                 image = np.frombuffer(item.data, np.uint8).reshape(item.height, item.width, 3)
-                luma = cv2.cvtColor(np.ascontiguousarray(image[self._box]), cv2.COLOR_RGB2GRAY)
-                self._darkness.append(float(np.mean(luma < 70)))
+                self.darkness.append(self._mouth.darkness(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)))
+                self.faces.append(image[self._face].copy())
             elif isinstance(item, AudioSegmentEnd):
                 self._ended.set()
 
-    async def speak(self, speech: Speech) -> tuple[list[float], float]:
-        """Push one segment and wait until it has played; returns per-frame mouth
-        darkness and the first-frame latency in ms."""
+    async def speak(self, speech: Speech, *, timed: bool = False) -> float:
+        """Push one segment and wait until it has played; returns the first-frame latency in ms."""
         assert self.gen is not None
         if self._reader is None:
             self._reader = asyncio.create_task(self._consume())
             await asyncio.sleep(0.05)  # the stream is up and yielding listening frames
-        self._darkness, self._first = [], []
+        self.darkness, self.faces, self._first = [], [], []
         self._ended.clear()
         pushed = time.perf_counter()
-        for frame in _chunks(speech):
+        for frame in _chunks(speech, timed=timed):
             await self.gen.push_audio(frame)
             await asyncio.sleep(0)  # like a TTS stream: other tasks run between chunks
         await self.gen.push_audio(AudioSegmentEnd())
         await asyncio.wait_for(self._ended.wait(), timeout=60)
-        return self._darkness, (self._first[0] - pushed) * 1000
+        return (self._first[0] - pushed) * 1000
 
     async def aclose(self) -> None:
         assert self.gen is not None
@@ -193,63 +220,79 @@ def _lag_corr(mouth: np.ndarray, envelope: np.ndarray, max_lag: int = 5) -> tupl
     return best
 
 
-def _jump_ratios(infos: list[FrameInfo]) -> tuple[float, float, float]:
-    """(max boundary ÷ median within-clip, median ÷ median, max ÷ max) of motion-vector L2 steps."""
-    motion = np.array([i.motion.as_array() for i in infos])
-    steps = np.linalg.norm(np.diff(motion, axis=0), axis=1)
-    boundary = np.array([a.clip != b.clip for a, b in zip(infos, infos[1:], strict=False)])
-    at, inside = steps[boundary], steps[~boundary]
-    return (
-        float(at.max() / np.median(inside)),
-        float(np.median(at) / np.median(inside)),
-        float(at.max() / inside.max()),
-    )
-
-
-def bench_avatar(pack: PersonaPack, speech: Speech, *, seconds: float = 20.0, fps: int = 25,
-                 expression: Expression | None = None) -> BenchResult:
-    """Measure the CPU engine on ``seconds`` of ``speech`` (looped if shorter)."""
+def _looped(speech: Speech, seconds: float) -> Speech:
+    """``speech`` repeated to ``seconds`` (its phonemes too), cut there."""
     repeats = int(np.ceil(seconds / speech.duration))
-    looped = np.tile(speech.samples, repeats)[: int(seconds * speech.sample_rate)]
-    speech = Speech(looped, speech.sample_rate)
-    # 1. Generation speed: motion + render of every frame, one thread, CPU time.
+    n = int(seconds * speech.sample_rate)
+    phonemes = [PhonemeSpan(p.phoneme, p.start + r * speech.duration, p.end + r * speech.duration)
+                for r in range(repeats) for p in speech.phonemes]
+    return Speech(np.tile(speech.samples, repeats)[:n], speech.sample_rate,
+                  [p for p in phonemes if p.end <= seconds])
+
+
+def _render_fps(pack: PersonaPack, speech: Speech, fps: int, expression: Expression | None, *, timed: bool) -> float:
+    """Motion + render of every frame of ``speech``, one thread, frames per CPU second."""
     engine = CpuEngine(pack, fps=fps, expression=expression)
     resampler, features = MonoResampler(), FeatureExtractor()
     mono = np.concatenate([resampler.push(f) for f in _chunks(speech)] + [resampler.flush()])
+    visemes = SegmentVisemes()
+    visemes.add(speech.phonemes if timed else None)
     per_frame = SAMPLE_RATE // fps
-    feats = [features(mono[i:i + per_frame]) for i in range(0, mono.size - per_frame + 1, per_frame)]
+    feats = [features(mono[i:i + per_frame], visemes.at((i / per_frame + 0.5) / fps))
+             for i in range(0, mono.size - per_frame + 1, per_frame)]
     with _one_thread():
         engine.render_clip(feats[:8], Label.SPEAKING)  # warm caches
         cpu = time.process_time()
         for i in range(0, len(feats), 8):
             engine.render_clip(feats[i:i + 8], Label.SPEAKING)
-        gen_fps = len(feats) / (time.process_time() - cpu)
+        return len(feats) / (time.process_time() - cpu)
 
-    # 2. Streaming: latency, lip sync and continuity through the real runtime.
-    async def run() -> tuple[list[float], list[float], list[FrameInfo]]:
+
+def bench_avatar(pack: PersonaPack, speech: Speech, *, seconds: float = 20.0, fps: int = 25,
+                 expression: Expression | None = None) -> BenchResult:
+    """Measure the CPU engine on ``seconds`` of ``speech`` (looped if shorter),
+    with its phoneme timing and without."""
+    speech = _looped(speech, seconds)
+    landmarker = FaceLandmarker.load()
+
+    async def stream(timed: bool) -> tuple[list[float], _Probe, list[FrameInfo]]:
         probe = _Probe(pack)
         probe.attach(AvatarVideoGenerator(CpuEngine(pack, fps=fps, expression=expression), fps=fps,
                                           expression=expression, on_frame=probe.on_frame))
-        short = Speech(speech.samples[: int(1.0 * speech.sample_rate)], speech.sample_rate)
-        latencies = [(await probe.speak(short))[1] for _ in range(5)]
+        latencies = []
+        if timed:
+            short = Speech(speech.samples[: int(1.0 * speech.sample_rate)], speech.sample_rate)
+            latencies = [await probe.speak(short) for _ in range(5)]
         start = len(probe.infos)
-        darkness, _ = await probe.speak(speech)
+        await probe.speak(speech, timed=timed)
         speaking = [i for i in probe.infos[start:] if i.label == Label.SPEAKING]
         await probe.aclose()
-        return latencies, darkness, speaking
+        return latencies, probe, speaking
 
-    with _one_thread():
-        latencies, darkness, speaking = asyncio.run(run())
-    envelope = np.array([20 * np.log10(np.sqrt(np.mean((i.audio / 32768.0) ** 2)) + 1e-4) for i in speaking])
-    corr, lag = _lag_corr(np.array(darkness), envelope)
-    jump, jump_median, jump_max = _jump_ratios(speaking)
-    return BenchResult(
-        engine="cpu", resolution=pack.resolution, fps=round(gen_fps, 1),
-        first_frame_ms=round(float(np.median(latencies)), 2), rss_mb=round(_peak_rss_mb(), 1),
-        lipsync_corr=round(corr, 3), lipsync_lag_ms=round(lag * 1000 / fps, 1),
-        boundary_jump_ratio=round(jump, 3), boundary_jump_median_ratio=round(jump_median, 3),
-        boundary_jump_max_ratio=round(jump_max, 3),
-    )
+    def figures(timed: bool) -> tuple[MouthFigures, list[float]]:
+        render_fps = _render_fps(pack, speech, fps, expression, timed=timed)
+        with _one_thread():
+            latencies, probe, speaking = asyncio.run(stream(timed))
+        envelope = np.array([20 * np.log10(np.sqrt(np.mean((i.audio / 32768.0) ** 2)) + 1e-4) for i in speaking])
+        corr, lag = _lag_corr(np.array(probe.darkness), envelope)
+        lips = track_lips(probe.faces, landmarker)
+        times = (np.arange(len(speaking)) + 0.5) / fps  # each frame's middle, in the segment
+        boundary = np.array([i > 0 and a.clip != speaking[i - 1].clip for i, a in enumerate(speaking)])
+        closure = bilabial_closure(lips, times, speech.phonemes)
+        rounding = rounding_ratio(lips, times, speech.phonemes)
+        return MouthFigures(
+            fps=round(render_fps, 1),
+            bilabial_closure=None if closure is None else round(closure, 3),
+            rounding_ratio=None if rounding is None else round(rounding, 3),
+            lipsync_corr=round(corr, 3), lipsync_lag_ms=round(lag * 1000 / fps, 1),
+            boundary_step_ratio=round(boundary_step_ratio(lips, boundary), 3),
+        ), latencies
+
+    timed, latencies = figures(timed=True)
+    audio_only, _ = figures(timed=False)
+    return BenchResult(engine="cpu", resolution=pack.resolution,
+                       first_frame_ms=round(float(np.median(latencies)), 2), rss_mb=round(_peak_rss_mb(), 1),
+                       phoneme_timed=timed, audio_only=audio_only)
 
 
 def psnr_outside_head(frame: np.ndarray, pack: PersonaPack) -> float:

@@ -85,8 +85,9 @@ def render_command(
     resolution: Resolution = 512,
     fps: Annotated[int, typer.Option(help="Video frame rate.")] = 25,
     seed: Annotated[int, typer.Option(help="Motion seed.")] = 0,
+    audio_only: Annotated[bool, typer.Option(help="With --text: drive the mouth by the audio, not piper's phonemes.")] = False,
 ) -> None:
-    """Render a talking-face video with the audio muxed in."""
+    """Render a talking-face video with the audio muxed in (with --text, mouth shapes from piper's phonemes)."""
     from ..config import load_persona
     from .audio import SAMPLE_RATE
     from .offline import load_timeline, read_audio, render_video
@@ -97,6 +98,7 @@ def render_command(
         raise FaceTalkError("pass exactly one of --audio and --text", hint="e.g. --text 'Hello there'")
     config = load_persona(persona)
     pack = prepare_persona(config.portrait, resolution=resolution)
+    phonemes = []
     if audio is not None:
         samples = read_audio(audio)
     else:
@@ -111,13 +113,15 @@ def render_command(
         import numpy as np
 
         samples = np.concatenate([f.to_ndarray().ravel() for f in resampler.resample(frame) + resampler.resample(None)])
+        phonemes = speech.phonemes
     try:
         controls = config.expression.model_validate({**config.expression.model_dump(),
                                                      **_parse_expression(expression or [])})
     except ValueError as e:
         raise FaceTalkError(f"bad --expression: {e}", hint="names: smile, brow_raise, eye_openness, head_tilt; values 0-1") from e
     result = render_video(pack, samples, out, fps=fps, timeline=load_timeline(labels) if labels else None,
-                          expression=controls, contact_sheet=contact_sheet, seed=seed, tail_s=tail)
+                          expression=controls, contact_sheet=contact_sheet, seed=seed, tail_s=tail,
+                          phonemes=phonemes, audio_only=audio_only)
     console.print(f"[green]✓[/] {result.video}: {result.frames} frames, {result.seconds:.1f} s", highlight=False)
     if result.contact_sheet:
         console.print(f"[green]✓[/] {result.contact_sheet}", highlight=False)

@@ -32,7 +32,8 @@ class MotionParams:
     All values are unitless; the renderer scales them to the face's size.
 
     Attributes:
-        jaw: mouth opening, 0 = lips together .. 1 = wide open.
+        jaw: mouth opening, 0 = lips together .. 1 = wide open; below 0 the
+            lips press together (-0.25: pressed shut, as on "p", "b", "m").
         mouth_width: -1 = rounded ("oo") .. 1 = spread ("ee").
         smile: 0 .. 1.
         blink: upper-lid closure, 0 = open .. 1 = shut.
@@ -40,6 +41,7 @@ class MotionParams:
         gaze_x, gaze_y: eye direction, -1 .. 1 (right / down positive).
         yaw, pitch, roll: head rotation, -1 .. 1 (a few degrees at 1).
         tx, ty: head translation, -1 .. 1.
+        tongue: how much of the tongue tip shows in the open mouth, 0 .. 1.
     """
 
     jaw: float = 0.0
@@ -54,6 +56,7 @@ class MotionParams:
     roll: float = 0.0
     tx: float = 0.0
     ty: float = 0.0
+    tongue: float = 0.0
 
     def as_array(self) -> np.ndarray:
         """The parameters as a float64 vector, in field order."""
@@ -195,9 +198,7 @@ class MotionSynthesizer:
     def _behaviour(self, label: Label, f: AudioFeatures, s: _Shared) -> np.ndarray:
         m = MotionParams(blink=min(1.0, s.blink), gaze_x=float(self._gaze[0]), gaze_y=float(self._gaze[1]))
         if label == Label.SPEAKING:
-            opening = self._open(f.energy ** 0.8)
-            m.jaw = 0.04 + 0.9 * opening
-            m.mouth_width = self._width((f.brightness - 0.45) * 1.6 * min(1.0, 2 * f.energy))
+            self._mouth(m, f)
             m.brow = 0.9 * s.emphasis
             m.pitch = 0.25 * s.sway_y + 1.2 * s.emphasis
             m.yaw, m.roll = 0.35 * s.sway_x, 0.2 * s.sway_r
@@ -219,9 +220,29 @@ class MotionSynthesizer:
         m.ty += 0.1 * s.breath
         return m.as_array()
 
+    def _mouth(self, m: MotionParams, f: AudioFeatures) -> None:
+        """The speaking mouth: from the viseme when phoneme timing came with the
+        audio, else from loudness (opening) and brightness (width)."""
+        loudness = self._open(f.energy ** 0.8)
+        if f.viseme is None:
+            m.jaw = 0.04 + 0.9 * loudness
+            m.mouth_width = self._width((f.brightness - 0.45) * 1.6 * min(1.0, 2 * f.energy))
+            return
+        # Loudness still sets how far the jaw opens (syllables are loud), the
+        # viseme how far each sound lets it; a closure shuts the lips however
+        # loud the voice is (an "m" is voiced).
+        v = f.viseme
+        opening = loudness * (0.8 + 0.4 * v.open)
+        m.jaw = (0.04 + 0.9 * opening) * (1.0 - v.closure) - 0.25 * v.closure
+        m.mouth_width = self._width(v.width)
+        m.tongue = v.tongue * min(1.0, 3.0 * opening)
+
     def _apply_expression(self, m: MotionParams) -> MotionParams:
         e = self.expression
-        m.smile = min(1.0, m.smile + e.smile)
+        # Lips rounding for "oo" cannot smile as well; pressed lips (p/b/m) relax it.
+        rounding = max(0.0, -m.mouth_width)
+        pressed = min(1.0, max(0.0, -m.jaw / 0.25))
+        m.smile = min(1.0, m.smile + e.smile * (1.0 - rounding) * (1.0 - 0.7 * pressed))
         m.brow = min(1.0, m.brow + e.brow_raise)
         squint = max(0.0, 0.5 - e.eye_openness) * 1.2  # 0.5 is neutral, 0 is shut
         m.blink = min(1.0, m.blink + squint * (1.0 - m.blink))

