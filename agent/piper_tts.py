@@ -6,8 +6,9 @@ sentence, so the avatar starts talking as soon as the first sentence is ready:
 
 - ``synthesize(text)`` pushes each sentence's audio as piper finishes it;
 - ``stream()`` takes text as the LLM writes it, cuts it into sentences with
-  livekit-agents' sentence tokenizer (as its ``tts.StreamAdapter`` does), and
-  synthesises each sentence as soon as it is complete.
+  livekit-agents' sentence tokenizer (as its ``tts.StreamAdapter`` does),
+  except that a reply's first clause goes alone (:mod:`.clause_tokenizer`),
+  and synthesises each piece as soon as it is complete.
 
 Each sentence's audio comes with a :class:`~facetalk.avatar.phonemes.PhonemeTimedString`:
 the sentence's transcript entry (what ``tts.StreamAdapter`` would push) plus
@@ -42,6 +43,7 @@ from livekit.agents.utils import is_given
 from facetalk.errors import FaceTalkError
 
 from ..avatar.phonemes import PhonemeTimedString, piper_spans
+from .clause_tokenizer import FirstClauseTokenizer
 from .model_cache import ModelCache
 
 try:
@@ -124,7 +126,8 @@ class PiperTTS(tts.TTS):
                 to get one from the process-wide cache.
             speed: speaking rate, 1.0 is the voice's own; 1.2 is 20% faster.
             sentence_tokenizer: how ``stream()`` cuts text into sentences; the
-                default is the one AgentSession uses for non-streaming TTS.
+                default is livekit's, with a reply's first clause cut off so that
+                speech starts before the LLM has written a whole sentence.
         """
         super().__init__(
             # every sentence's audio carries its transcript entry with its start time
@@ -134,11 +137,7 @@ class PiperTTS(tts.TTS):
         )
         self._voice = voice
         self._opts = _TTSOptions(speed=_checked_speed(speed))
-        self._tokenizer = (
-            sentence_tokenizer
-            if is_given(sentence_tokenizer)
-            else tokenize.blingfire.SentenceTokenizer(retain_format=True)
-        )
+        self._tokenizer = sentence_tokenizer if is_given(sentence_tokenizer) else FirstClauseTokenizer()
 
     @classmethod
     def load(
