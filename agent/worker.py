@@ -225,6 +225,7 @@ def create_server(config: WorkerConfig) -> AgentServer:
         initialize_process_timeout=60.0,
         num_idle_processes=config.num_idle_processes,
         port=config.http_port,
+        drain_timeout=config.drain_timeout_s,
         **capacity,
     )
     server.rtc_session(entrypoint)

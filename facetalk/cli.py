@@ -21,6 +21,7 @@ from rich.console import Console
 
 from .config import load_config
 from .errors import FaceTalkError
+from .shutdown import sigterm_as_interrupt, stop_requested
 
 app = typer.Typer(
     name="facetalk",
@@ -80,16 +81,14 @@ def config_check(
 def server_run(
     port: Annotated[int, typer.Option(help="Signalling port (ws://127.0.0.1:PORT).")] = 7880,
 ) -> None:
-    """Run livekit-server --dev on loopback until Ctrl-C."""
+    """Run livekit-server --dev on loopback until Ctrl-C or SIGTERM."""
     from .livekit_server import LocalLiveKitServer, free_port
 
-    with LocalLiveKitServer(port=port, rtc_tcp_port=free_port()) as server:
-        console.print(f"LiveKit server on [bold]{server.url}[/] (keys devkey/secret). Ctrl-C stops it.")
-        try:
+    with contextlib.suppress(KeyboardInterrupt), sigterm_as_interrupt():
+        with LocalLiveKitServer(port=port, rtc_tcp_port=free_port()) as server:
+            console.print(f"LiveKit server on [bold]{server.url}[/] (keys devkey/secret). Ctrl-C stops it.")
             while True:
                 time.sleep(1)
-        except KeyboardInterrupt:
-            pass
 
 
 @server_app.command("build")
@@ -148,17 +147,17 @@ class _HTTPService(Protocol):
 
 
 def _serve_until_interrupted(service: _HTTPService, what: str) -> None:
-    """Start an asyncio HTTP service, say where it is, and run it until Ctrl-C."""
+    """Start an asyncio HTTP service, say where it is, and run it until Ctrl-C or SIGTERM."""
 
     async def serve() -> None:
         await service.start()
         console.print(f"{what} on [bold]{service.url}[/]; Ctrl-C stops it")
         try:
-            await asyncio.Event().wait()
+            await stop_requested()
         finally:
             await service.aclose()
 
-    with contextlib.suppress(KeyboardInterrupt):
+    with contextlib.suppress(KeyboardInterrupt):  # a Ctrl-C during start-up
         asyncio.run(serve())
 
 
@@ -200,13 +199,15 @@ def demo(
     persona: PersonaOption = DEFAULT_PERSONA,
     pipeline: PipelineOption = DEFAULT_PIPELINE,
     port: Annotated[int, typer.Option(help="LiveKit signalling port.")] = 7880,
+    web_port: Annotated[int, typer.Option(help="HTTP port of the web page.")] = 8080,
 ) -> None:
-    """Start a local LiveKit server and the agent, and print how to join."""
+    """Start a local LiveKit server, the agent and the web page; Ctrl-C or SIGTERM stops them."""
     from .demo import run_demo
 
     load_config(persona)
     load_config(pipeline)
-    run_demo(persona, pipeline, port=port, console=console)
+    with contextlib.suppress(KeyboardInterrupt), sigterm_as_interrupt():
+        run_demo(persona, pipeline, port=port, console=console, web_port=web_port)
 
 
 eval_app = typer.Typer(help="Measure the avatar from the user's side.", no_args_is_help=True)
