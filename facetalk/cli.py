@@ -183,14 +183,17 @@ def web(
     host: Annotated[str, typer.Option(help="Interface to listen on; anyone who reaches it can get tokens.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="HTTP port of the page.")] = 8080,
     personas: Annotated[Path, typer.Option(help="Folder of persona YAMLs to offer (the worker's).")] = DEFAULT_PERSONA.parent,
+    agent_wait: Annotated[float, typer.Option(
+        min=0, help="Seconds a fresh room may wait for an agent before users hear 'all avatars are busy'; "
+        "0 hands out tokens without checking.")] = 2.0,
 ) -> None:
     """Serve the browser page and its join tokens (LiveKit keys from the environment)."""
     from .personas import PersonaCatalog
     from .web import WebServer, require_built_page
 
     require_built_page()
-
-    _serve_until_interrupted(WebServer(PersonaCatalog(personas), host=host, port=port), "FaceTalk web")
+    server = WebServer(PersonaCatalog(personas), host=host, port=port, agent_wait_s=agent_wait)
+    _serve_until_interrupted(server, "FaceTalk web")
 
 
 @app.command("demo")

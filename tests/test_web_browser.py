@@ -31,19 +31,14 @@ from facetalk.process import ServiceProcess
 from facetalk.simulated_user import MIC_RATE
 from facetalk.web import WebServer
 
+from .browser import CHROMIUM, CHROMIUM_FLAGS
 from .conftest import CONFIGS, REPO, running_worker
 from .speech import speak
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
-CHROMIUM = Path("/usr/bin/chromium")
 QUESTION = "What is your name?"
 ANSWER = "My name is Nova."
-CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--use-fake-device-for-media-stream", "--autoplay-policy=no-user-gesture-required",
-]  # fmt: skip
 
 if not CHROMIUM.is_file():
     pytest.skip("Debian's chromium is not installed (make setup installs it as root)", allow_module_level=True)
@@ -209,7 +204,7 @@ async def test_page_says_when_the_facetalk_server_is_gone(browser: Browser) -> N
 
 
 async def test_page_says_when_the_microphone_is_denied(
-    playwright: Playwright, livekit_server: LocalLiveKitServer
+    playwright: Playwright, livekit_server: LocalLiveKitServer, worker: None
 ) -> None:
     """A browser that denies the microphone gets a message saying how to allow it, and stays in the lobby."""
     browser = await playwright.chromium.launch(

@@ -7,7 +7,7 @@ import {
   Track,
 } from 'livekit-client';
 
-import { fetchPersonas, fetchToken, ReadableError } from './api.js';
+import { BusyError, fetchPersonas, fetchToken, ReadableError } from './api.js';
 import { LatencyReadout, METRICS_TOPIC } from './latency.js';
 import { Transcript, TRANSCRIPTION_TOPIC } from './transcript.js';
 
@@ -20,6 +20,9 @@ const STATE_LABELS = {
   speaking: 'speaking',
 };
 
+// Waiting for a free avatar is bounded: this many tries, `retry_after_s` apart.
+const MAX_WAIT_TRIES = 24;
+
 const $ = (id) => document.getElementById(id);
 
 function findElements() {
@@ -29,6 +32,9 @@ function findElements() {
     lobby: $('lobby'),
     personas: $('personas'),
     join: $('join'),
+    busy: $('busy'),
+    busyMessage: $('busy-message'),
+    wait: $('wait'),
     call: $('call'),
     video: $('avatar'),
     state: $('state'),
@@ -69,6 +75,8 @@ class CallPage {
     this.ui = ui;
     this.chosen = null; // {id, name, …} of the picked persona
     this.room = null; // the Room of the call on screen, if any
+    this.waiting = null; // {stop: boolean} while waiting for a free avatar
+    this.busyRoom = null; // the room of the last "busy" answer; its agent may still come
     this.latency = new LatencyReadout(ui.latency);
     this.transcript = new Transcript(ui.transcript, (who, final) => {
       if (who === 'user' && final) this.latency.userFinished();
@@ -78,6 +86,7 @@ class CallPage {
 
   start() {
     this.ui.join.addEventListener('click', () => this.join());
+    this.ui.wait.addEventListener('click', () => (this.waiting ? this.stopWaiting() : this.waitForAvatar()));
     this.ui.mute.addEventListener('click', () => this.toggleMute());
     this.ui.leave.addEventListener('click', () => this.leave());
     fetchPersonas().then(
@@ -177,14 +186,72 @@ class CallPage {
 
   async join() {
     this.showError('');
+    this.showBusy('');
     this.ui.join.disabled = true;
     this.setConnection('getting a token…');
     let grant;
     try {
       grant = await fetchToken(this.chosen.id);
     } catch (error) {
+      if (error instanceof BusyError) return this.offerToWait(error);
       return this.failJoin(error instanceof ReadableError ? error.message : String(error));
     }
+    await this.connect(grant);
+  }
+
+  // --- all avatars busy --------------------------------------------------------
+
+  showBusy(message) {
+    this.ui.busyMessage.textContent = message;
+    this.ui.busy.hidden = !message;
+  }
+
+  offerToWait(busy) {
+    this.busyRoom = busy.room;
+    this.showBusy(`${busy.message} You can wait for one to free up.`);
+    this.ui.wait.textContent = 'Wait for a free avatar';
+    this.setConnection('not connected');
+    this.ui.join.disabled = false;
+  }
+
+  /** Ask for a token every `retry_after_s` until an avatar is free, the user stops, or the tries run out. */
+  async waitForAvatar() {
+    const waiting = { stop: false };
+    this.waiting = waiting;
+    this.ui.join.disabled = true;
+    this.ui.wait.textContent = 'Stop waiting';
+    let grant = null;
+    for (let attempt = 1; attempt <= MAX_WAIT_TRIES && !waiting.stop && !grant; attempt += 1) {
+      this.showBusy(`All avatars are busy. Waiting for one to free up… (try ${attempt} of ${MAX_WAIT_TRIES})`);
+      try {
+        grant = await fetchToken(this.chosen.id, this.busyRoom);
+      } catch (error) {
+        if (error instanceof BusyError) this.busyRoom = error.room;
+        if (!(error instanceof BusyError)) {
+          this.waiting = null;
+          this.showBusy('');
+          return this.failJoin(error instanceof ReadableError ? error.message : String(error));
+        }
+        await new Promise((resolve) => setTimeout(resolve, error.retryAfterS * 1000));
+      }
+    }
+    this.waiting = null;
+    if (grant && !waiting.stop) {
+      this.showBusy('');
+      return this.connect(grant);
+    }
+    this.ui.join.disabled = false;
+    this.ui.wait.textContent = 'Wait for a free avatar';
+    this.showBusy(waiting.stop ? '' : 'No avatar became free while you waited. Please try again later.');
+  }
+
+  stopWaiting() {
+    if (this.waiting) this.waiting.stop = true;
+  }
+
+  // --- joining the room --------------------------------------------------------
+
+  async connect(grant) {
     this.room = new Room();
     this.watchRoom(this.room);
     this.setConnection(`connecting to ${grant.url}…`);
