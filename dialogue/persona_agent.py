@@ -2,7 +2,8 @@
 
 One thing is added to the default behaviour: when the LLM fails (endpoint
 down, too slow, returning errors) the agent still answers, with a short
-sentence saying it cannot answer now. The conversation stays alive and the
+sentence saying it cannot answer now (or, cut off mid-answer, that it lost
+its connection). The conversation stays alive and the
 user is not left in silence; the error is logged for the operator. Speaking
 also resets livekit-agents' count of consecutive LLM errors, so a long outage
 never makes the session close itself.
@@ -17,11 +18,12 @@ from livekit.agents import Agent, APIError, FlushSentinel, ModelSettings, llm
 
 from ..config import PersonaConfig
 
-__all__ = ["LLM_UNAVAILABLE_REPLY", "PersonaAgent"]
+__all__ = ["LLM_CUT_OFF_REPLY", "LLM_UNAVAILABLE_REPLY", "PersonaAgent"]
 
 logger = logging.getLogger(__name__)
 
 LLM_UNAVAILABLE_REPLY = "Sorry, I can't answer right now. Please try again in a moment."
+LLM_CUT_OFF_REPLY = " ... Sorry, I lost my connection there. Please ask me again."
 
 
 class PersonaAgent(Agent):
@@ -51,5 +53,5 @@ class PersonaAgent(Agent):
                 yield chunk
         except APIError as e:
             logger.warning("LLM failed, apologising instead: %s", e)
-            if not answered:
-                yield LLM_UNAVAILABLE_REPLY
+            # Cut off mid-answer, the user has heard half a sentence: say why it stopped.
+            yield LLM_CUT_OFF_REPLY if answered else LLM_UNAVAILABLE_REPLY

@@ -182,6 +182,29 @@ async def test_failing_llm_gets_an_apology_and_the_agent_stays(
     assert "answer right now" in reply or "can't answer" in reply, reply
 
 
+async def test_llm_dying_mid_answer_gets_an_apology_and_the_next_question_an_answer(
+    livekit_server: LocalLiveKitServer, worker: subprocess.Popen[bytes], llm_mode: ScriptedLLMServer
+) -> None:
+    """The endpoint closes the connection half-way through a streamed answer: the agent says
+    the half it got and that it lost its connection, then answers the next question normally."""
+    user = await _join(livekit_server)
+    try:
+        llm_mode.mode = "drop"
+        asked = await user.say(speak("Tell me a story."))
+        await user.wait_for_answer()
+        llm_mode.mode = "ok"
+        start, end = user.audio.loud_span(after=asked.end)
+        cut_off = transcribe(user.audio.between(start - 0.2, end + 0.2)).lower()
+        again = await user.say(speak(QUESTION))
+        await user.wait_for_answer()
+    finally:
+        await user.leave()
+    assert "story" in cut_off and "lost my connection" in cut_off and "cheering" not in cut_off, cut_off
+    start, end = user.audio.loud_span(after=again.end)
+    answer = transcribe(user.audio.between(start - 0.2, end + 0.2))
+    assert word_error_rate(NAME_ANSWER, answer) <= 0.25, answer
+
+
 async def test_rejoining_user_gets_a_new_session(
     livekit_server: LocalLiveKitServer, worker: subprocess.Popen[bytes]
 ) -> None:

@@ -42,6 +42,21 @@ async def test_failing_endpoint_raises_api_error() -> None:
             await _ask(model, "hello")
 
 
+async def test_endpoint_dying_mid_stream_raises_api_error_after_the_first_words() -> None:
+    """A connection closed half-way through a streamed answer ends the stream with APIError, not a hang."""
+    async with ScriptedLLMServer(rules={"name": "My name is Astra and I live in orbit."}, mode="drop") as server:
+        model = build_llm(OpenAILLMConfig(provider="openai", base_url=server.base_url, model="scripted"))
+        ctx = ChatContext()
+        ctx.add_message(role="user", content="What is your name?")
+        text = ""
+        with pytest.raises(APIError):
+            async with model.chat(chat_ctx=ctx, conn_options=APIConnectOptions(max_retry=0, timeout=5)) as stream:
+                async for chunk in stream:
+                    text += chunk.delta.content if chunk.delta and chunk.delta.content else ""
+        await model.aclose()
+    assert text == "My name is Astra"
+
+
 async def test_custom_llm_class_is_loaded_from_config() -> None:
     """A 'module:Class' in the config is imported and built with its options."""
     config = CustomLLMConfig(

@@ -22,6 +22,12 @@ const STATE_LABELS = {
 
 // Waiting for a free avatar is bounded: this many tries, `retry_after_s` apart.
 const MAX_WAIT_TRIES = 24;
+// The avatar sends frames all the time, listening or speaking: once playing, this
+// long without a new frame means its worker is gone (LiveKit itself notices only
+// after about 20 s), and the call ends with a message rather than in silence.
+const STALL_S = 4;
+const AGENT_GONE =
+  'The avatar stopped responding (its worker went away). Join again to talk to a new one.';
 
 const $ = (id) => document.getElementById(id);
 
@@ -167,7 +173,7 @@ class CallPage {
       if (participant.isAgent && AGENT_STATE in changed) this.setAgentState(changed[AGENT_STATE]);
     });
     joined.on(RoomEvent.ParticipantDisconnected, (participant) => {
-      if (participant.isAgent) this.setAgentState('left');
+      if (participant.isAgent && joined === this.room) this.agentGone(joined);
     });
     joined.on(RoomEvent.Disconnected, () => {
       // Only a call still on screen ends here; leave() and failJoin() have moved on already.
@@ -277,7 +283,35 @@ class CallPage {
     this.ui.join.disabled = false;
   }
 
+  /** Ends the call when the avatar's video has stopped for STALL_S (checked every second). */
+  watchVideo(joined) {
+    let frames = 0;
+    let changed = Date.now();
+    const check = setInterval(() => {
+      if (joined !== this.room) return clearInterval(check);
+      if (document.hidden) {
+        changed = Date.now(); // a hidden tab may not decode video: no verdict
+        return;
+      }
+      const now = this.ui.video.getVideoPlaybackQuality().totalVideoFrames;
+      if (now !== frames) {
+        frames = now;
+        changed = Date.now();
+      } else if (frames > 0 && Date.now() - changed > STALL_S * 1000) {
+        clearInterval(check);
+        this.agentGone(joined);
+      }
+    }, 1000);
+  }
+
+  async agentGone(joined) {
+    this.endCall('The avatar left the call.');
+    this.showError(AGENT_GONE);
+    await joined.disconnect();
+  }
+
   enterCall(roomName) {
+    this.watchVideo(this.room);
     this.transcript.clear();
     this.latency.reset();
     this.setAgentState('waiting');
