@@ -185,7 +185,7 @@ def web(
     personas: Annotated[Path, typer.Option(help="Folder of persona YAMLs to offer (the worker's).")] = DEFAULT_PERSONA.parent,
     agent_wait: Annotated[float, typer.Option(
         min=0, help="Seconds a fresh room may wait for an agent before users hear 'all avatars are busy'; "
-        "0 hands out tokens without checking.")] = 2.0,
+        "0 hands out tokens without checking.")] = 1.5,
 ) -> None:
     """Serve the browser page and its join tokens (LiveKit keys from the environment)."""
     from .personas import PersonaCatalog
@@ -254,6 +254,40 @@ def eval_latency(
     write_html(report, out / "report.html")
     print_summary(report, console)
     console.print(f"wrote {out / 'report.json'} and {out / 'report.html'}")
+
+
+@eval_app.command("soak")
+@reports_errors
+def eval_soak(
+    minutes: Annotated[float, typer.Option(min=0.5, max=24 * 60, help="How long the user stays in the room.")] = 60,
+    script: Annotated[Path | None, typer.Option(help="YAML list of turns (text or wav, interrupt).")] = None,
+    llm: Annotated[str, typer.Option(help="'scripted', 'embedded', or an OpenAI-compatible base URL.")] = "scripted",
+    persona: PersonaOption = DEFAULT_PERSONA,
+    pipeline: PipelineOption = DEFAULT_PIPELINE,
+    seed: Annotated[int, typer.Option(help="Seed of the pauses between turns and of who talks over whom.")] = 0,
+    out: Annotated[Path, typer.Option(help="Folder for soak.json and soak.png.")] = Path("soak-report"),
+) -> None:
+    """Talk to a local worker every 20-40 s for N minutes; record A/V offset, fps, latency, RSS over time."""
+    import json
+
+    from .eval.script import DEFAULT_SCRIPT, load_script
+    from .eval.soak import run_soak
+    from .eval.soak_report import write_soak_report
+
+    load_config(persona)
+    load_config(pipeline)
+    turns = load_script(script) if script else list(DEFAULT_SCRIPT)
+
+    def progress(window: object) -> None:
+        console.print(f"[dim]{json.dumps(window.__dict__)}[/]", highlight=False)
+
+    run = asyncio.run(
+        run_soak(minutes=minutes, persona=persona, pipeline=pipeline, llm=llm, script=turns, seed=seed,
+                 work_dir=out / "logs", on_window=progress)
+    )  # fmt: skip
+    summary = write_soak_report(run, out)
+    console.print_json(json.dumps(summary))
+    console.print(f"wrote {out / 'soak.json'} and {out / 'soak.png'}")
 
 
 # The avatar's commands live with the avatar; imported here, after reports_errors exists.
