@@ -53,7 +53,7 @@ class AgentAvailability:
     """Opens rooms for users and reports whether an agent took them within ``agent_wait_s``."""
 
     livekit: LiveKitConfig
-    agent_wait_s: float = 2.0
+    agent_wait_s: float = 1.5
     """How long an agent may take to join a fresh room before the workers count as
     full. A free worker's pre-warmed process joins in well under a second."""
     room_empty_timeout_s: int = 60

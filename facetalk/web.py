@@ -78,10 +78,10 @@ class WebServer(HTTPService):
     port: int = 8080
     page_dir: Path = PAGE_DIR
     token_ttl_s: float = 600.0
-    agent_wait_s: float = 2.0
+    agent_wait_s: float = 1.5
     """How long a fresh room may wait for an agent before the answer is "busy";
     0 hands out tokens without opening the room (agents dispatched another way)."""
-    busy_retry_s: float = 5.0
+    busy_retry_s: float = 3.0
     """When the page should ask again after a "busy" answer."""
 
     @property

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import time
 import wave
 from collections.abc import Iterator
@@ -21,10 +20,9 @@ from pathlib import Path
 import pytest
 from playwright.async_api import async_playwright, expect
 
-from facetalk.livekit_server import LocalLiveKitServer, free_port
-from facetalk.process import ServiceProcess
+from facetalk.livekit_server import LocalLiveKitServer
 
-from .browser import CHROMIUM, CHROMIUM_FLAGS
+from .browser import CHROMIUM, CHROMIUM_FLAGS, running_facetalk_web
 from .conftest import CONFIGS, running_worker
 
 pytestmark = [
@@ -42,23 +40,9 @@ def two_workers(livekit_server: LocalLiveKitServer, tmp_path: Path) -> Iterator[
 
 
 @pytest.fixture
-def facetalk_web(livekit_server: LocalLiveKitServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    port = free_port()
-    monkeypatch.setenv("LIVEKIT_URL", livekit_server.url)
-    monkeypatch.setenv("LIVEKIT_API_KEY", livekit_server.api_key)
-    monkeypatch.setenv("LIVEKIT_API_SECRET", livekit_server.api_secret)
-    service = ServiceProcess(
-        name="facetalk web",
-        args=[sys.executable, "-m", "facetalk", "web", "--port", str(port), "--personas", str(CONFIGS)],
-        ready_url=f"http://127.0.0.1:{port}/api/personas",
-        log_path=tmp_path / "web.log",
-        hint="run 'make setup' to build the page",
-    )
-    service.start(timeout_s=60)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        service.stop()
+def facetalk_web(livekit_server: LocalLiveKitServer, tmp_path: Path) -> Iterator[str]:
+    with running_facetalk_web(livekit_server, tmp_path, CONFIGS) as url:
+        yield url
 
 
 async def test_worker_killed_mid_answer_ends_the_call_with_a_message_and_a_rejoin_gets_an_agent(

@@ -8,6 +8,8 @@ and free its ports for the next start.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import socket
 import subprocess
@@ -16,7 +18,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -30,16 +32,39 @@ from .conftest import CONFIGS, running_worker
 
 pytestmark = pytest.mark.e2e
 
+Start = Callable[[list[str]], tuple[subprocess.Popen[bytes], Path]]
+
 _EXIT_BOUND_S = 20.0
 """How long a command may take to exit after the signal, beyond any drain it is
 configured for: several times what it takes on a busy two-core machine."""
 
 
-def _start(args: list[str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "facetalk", *args], stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
+_START_BOUND_S = 180.0
+"""How long a command may take to be ready: importing the CLI alone takes tens of
+seconds on a loaded two-core machine, and the worker loads its models."""
+
+
+@pytest.fixture
+def start(tmp_path: Path) -> Iterator[Start]:
+    """Starts ``facetalk ARGS`` in a session of its own, logging to a file; kills what a failed test left."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def launch(args: list[str]) -> tuple[subprocess.Popen[bytes], Path]:
+        log = tmp_path / f"{args[0]}-{len(started)}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "facetalk", *args], stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        started.append(process)
+        return process, log
+
+    yield launch
+    for process in started:
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 def _wait_for(ready: Callable[[], bool], process: subprocess.Popen[bytes], log: Path, timeout_s: float) -> None:
@@ -107,12 +132,11 @@ def _stop_and_check(
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_server_run_stops_livekit_and_frees_its_port(tmp_path: Path, sig: signal.Signals) -> None:
+def test_server_run_stops_livekit_and_frees_its_port(start: Start, sig: signal.Signals) -> None:
     """`facetalk server run` stops its livekit-server child, which frees the signalling port."""
     port = free_port()
-    log = tmp_path / "server.log"
-    process = _start(["server", "run", "--port", str(port)], log)
-    _wait_for(_answers(f"http://127.0.0.1:{port}"), process, log, timeout_s=30)
+    process, log = start(["server", "run", "--port", str(port)])
+    _wait_for(_answers(f"http://127.0.0.1:{port}"), process, log, timeout_s=_START_BOUND_S)
     assert psutil.Process(process.pid).children(), "no livekit-server child"
     _stop_and_check(process, sig, ports=[port], log=log, bound_s=_EXIT_BOUND_S)
 
@@ -125,12 +149,11 @@ def test_server_run_stops_livekit_and_frees_its_port(tmp_path: Path, sig: signal
     ],
     ids=["web", "avatar-server"],
 )
-def test_http_services_stop_on_sigterm(tmp_path: Path, command: list[str]) -> None:
+def test_http_services_stop_on_sigterm(start: Start, command: list[str]) -> None:
     """`facetalk web` and `facetalk avatar-server` close their listener and exit 0 on SIGTERM."""
     port = free_port()
-    log = tmp_path / "service.log"
-    process = _start([*command, "--port", str(port)], log)
-    _wait_for(_answers(f"http://127.0.0.1:{port}/"), process, log, timeout_s=60)
+    process, log = start([*command, "--port", str(port)])
+    _wait_for(_answers(f"http://127.0.0.1:{port}/"), process, log, timeout_s=_START_BOUND_S)
     _stop_and_check(process, signal.SIGTERM, ports=[port], log=log, bound_s=_EXIT_BOUND_S)
 
 
@@ -157,7 +180,7 @@ async def test_worker_drains_its_room_within_its_drain_timeout(
     assert took >= drain_s - 0.5, f"exited after {took:.1f} s: the room was not given its drain time"
 
 
-def test_demo_stops_everything_it_started(tmp_path: Path) -> None:
+def test_demo_stops_everything_it_started(start: Start, tmp_path: Path) -> None:
     """`facetalk demo` on SIGTERM stops the worker (and its LLM server and job processes),
     the web server and livekit-server, and frees their ports."""
     lk_port, web_port, health_port = free_port(), free_port(), free_port()
@@ -165,14 +188,12 @@ def test_demo_stops_everything_it_started(tmp_path: Path) -> None:
     pipeline["worker"] = {**pipeline["worker"], "http_port": health_port, "drain_timeout_s": 2}
     pipeline_path = tmp_path / "pipeline.yaml"
     pipeline_path.write_text(yaml.safe_dump(pipeline))
-    log = tmp_path / "demo.log"
-    process = _start(
+    process, log = start(
         ["demo", "--port", str(lk_port), "--web-port", str(web_port),
          "--persona", str(CONFIGS / "persona.yaml"), "--pipeline", str(pipeline_path)],
-        log,
     )  # fmt: skip
-    _wait_for(lambda: "registered worker" in log.read_text(errors="replace"), process, log, timeout_s=180)
-    _wait_for(_answers(f"http://127.0.0.1:{web_port}/api/personas"), process, log, timeout_s=60)
+    _wait_for(lambda: "registered worker" in log.read_text(errors="replace"), process, log, timeout_s=2 * _START_BOUND_S)
+    _wait_for(_answers(f"http://127.0.0.1:{web_port}/api/personas"), process, log, timeout_s=_START_BOUND_S)
     names = " ".join(" ".join(p.cmdline()) for p in psutil.Process(process.pid).children(recursive=True))
     assert "livekit-server" in names and "llama_cpp.server" in names and "web" in names, names
     _stop_and_check(

@@ -21,7 +21,7 @@ const STATE_LABELS = {
 };
 
 // Waiting for a free avatar is bounded: this many tries, `retry_after_s` apart.
-const MAX_WAIT_TRIES = 24;
+const MAX_WAIT_TRIES = 40;
 // The avatar sends frames all the time, listening or speaking: once playing, this
 // long without a new frame means its worker is gone (LiveKit itself notices only
 // after about 20 s), and the call ends with a message rather than in silence.
