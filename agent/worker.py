@@ -44,6 +44,7 @@ from ..config import PersonaConfig, PipelineConfig, WorkerConfig, load_persona, 
 from ..dialogue.avatar_state import AvatarStateDriver
 from ..errors import FaceTalkError
 from ..dialogue.persona_agent import PersonaAgent
+from ..dialogue.turn_end import TranscriptTurnDetector
 from .avatar_output import start_avatar
 from .pcm import SPEECH_RATE
 from .turn_metrics import publish_turn_metrics
@@ -163,7 +164,9 @@ async def entrypoint(ctx: JobContext) -> None:
         llm=build_llm(pipeline.llm, embedded_base_url=os.environ.get(EMBEDDED_LLM_URL_ENV)),
         tts=resources.tts_for(persona),
         turn_handling={
-            "turn_detection": "vad",
+            "turn_detection": (
+                TranscriptTurnDetector() if pipeline.turn.end_of_turn == "transcript" else "vad"
+            ),
             "endpointing": {
                 "min_delay": pipeline.turn.min_endpointing_delay_s,
                 "max_delay": pipeline.turn.max_endpointing_delay_s,
@@ -201,7 +204,7 @@ async def entrypoint(ctx: JobContext) -> None:
     # job ends and its memory is freed; a user who comes back gets a new room,
     # hence a fresh job and session.
     await session.start(
-        PersonaAgent(persona),
+        PersonaAgent(persona, filler_after_s=pipeline.turn.filler_after_s),
         room=ctx.room,
         room_options=RoomOptions(
             participant_identity=user.identity,

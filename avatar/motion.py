@@ -208,6 +208,10 @@ class MotionSynthesizer:
             m.yaw, m.roll = 0.2 * s.sway_x, 0.25 + 0.15 * s.sway_r
             m.gaze_x, m.gaze_y = 0.25 * m.gaze_x, 0.25 * m.gaze_y  # attentive
             m.brow = 0.1
+        elif label == Label.THINKING:  # "let me think": eyes up and aside, head follows a little
+            m.gaze_x, m.gaze_y = 0.55 + 0.1 * m.gaze_x, -0.45 + 0.1 * m.gaze_y
+            m.yaw, m.pitch, m.roll = 0.25 + 0.15 * s.sway_x, -0.3 + 0.1 * s.sway_y, 0.2 + 0.1 * s.sway_r
+            m.brow = 0.35
         else:
             m.yaw, m.pitch, m.roll = 0.6 * s.sway_x, 0.4 * s.sway_y, 0.4 * s.sway_r
             m.ty = 0.25 * s.breath

@@ -8,7 +8,7 @@ conversation, as reported by livekit-agents' ``user_state_changed`` and
 conversation                avatar label
 ==========================  ==============
 user speaking               ``listening``
-agent thinking              ``listening``
+agent thinking              ``thinking`` (the turn has ended, the answer is coming)
 agent speaking              ``speaking``
 nobody for ``idle_after_s`` ``idle``
 ==========================  ==============
@@ -46,8 +46,10 @@ class AvatarStateTracker:
     def label(self) -> Label:
         if self.agent_state == "speaking":
             return Label.SPEAKING
-        if self.user_state == "speaking" or self.agent_state == "thinking":
+        if self.user_state == "speaking":
             return Label.LISTENING
+        if self.agent_state == "thinking":
+            return Label.THINKING
         return Label.IDLE if self.timed_out else Label.LISTENING
 
     @property

@@ -221,7 +221,13 @@ app.add_typer(eval_app, name="eval")
 @reports_errors
 def eval_latency(
     turns: Annotated[int, typer.Option(min=1, max=500, help="User turns per room.")] = 20,
-    script: Annotated[Path | None, typer.Option(help="YAML list of turns (text or wav, interrupt).")] = None,
+    script: Annotated[
+        str,
+        typer.Option(
+            help="A YAML list of turns (text or wav, interrupt), or a built-in set: 'synthetic' "
+            "(piper's voice), 'human' (recordings of real people) or 'mixed' (both, reported side by side)."
+        ),
+    ] = "synthetic",
     llm: Annotated[str, typer.Option(help="'scripted', 'embedded', or an OpenAI-compatible base URL.")] = "scripted",
     rooms: Annotated[int, typer.Option(min=1, max=16, help="Simulated users talking at once.")] = 1,
     persona: PersonaOption = DEFAULT_PERSONA,
@@ -235,9 +241,13 @@ def eval_latency(
 
     from .eval.latency import run_latency_eval
     from .eval.report import build_report, print_summary, write_html
-    from .eval.script import DEFAULT_SCRIPT, load_script
+    from .avatar.models import cache_dir
+    from .eval.script import BUILTIN_SCRIPTS, builtin_script, load_script
 
-    turn_list = load_script(script) if script else list(DEFAULT_SCRIPT)
+    if script in BUILTIN_SCRIPTS:
+        turn_list = builtin_script(script, cache_dir() / "human-speech")
+    else:
+        turn_list = load_script(Path(script))
     load_config(persona)
     load_config(pipeline)
     out.mkdir(parents=True, exist_ok=True)
@@ -256,11 +266,23 @@ def eval_latency(
     console.print(f"wrote {out / 'report.json'} and {out / 'report.html'}")
 
 
+@eval_app.command("fetch-speech")
+@reports_errors
+def eval_fetch_speech() -> None:
+    """Fetch the human speech set (recordings of real people, from Debian packages) into the cache."""
+    from .avatar.models import cache_dir
+    from .eval.human_speech import fetch_human_speech
+
+    folder = cache_dir() / "human-speech"
+    console.print(f"{len(fetch_human_speech(folder))} human recordings in {folder}")
+
+
 @eval_app.command("soak")
 @reports_errors
 def eval_soak(
     minutes: Annotated[float, typer.Option(min=0.5, max=24 * 60, help="How long the user stays in the room.")] = 60,
-    script: Annotated[Path | None, typer.Option(help="YAML list of turns (text or wav, interrupt).")] = None,
+    script: Annotated[str, typer.Option(
+        help="A YAML list of turns, or 'synthetic', 'human' or 'mixed' (piper's voice and recordings of people).")] = "mixed",
     llm: Annotated[str, typer.Option(help="'scripted', 'embedded', or an OpenAI-compatible base URL.")] = "scripted",
     persona: PersonaOption = DEFAULT_PERSONA,
     pipeline: PipelineOption = DEFAULT_PIPELINE,
@@ -270,13 +292,17 @@ def eval_soak(
     """Talk to a local worker every 20-40 s for N minutes; record A/V offset, fps, latency, RSS over time."""
     import json
 
-    from .eval.script import DEFAULT_SCRIPT, load_script
+    from .avatar.models import cache_dir
+    from .eval.script import BUILTIN_SCRIPTS, builtin_script, load_script
     from .eval.soak import run_soak
     from .eval.soak_report import write_soak_report
 
     load_config(persona)
     load_config(pipeline)
-    turns = load_script(script) if script else list(DEFAULT_SCRIPT)
+    if script in BUILTIN_SCRIPTS:
+        turns = builtin_script(script, cache_dir() / "human-speech")
+    else:
+        turns = load_script(Path(script))
 
     def progress(window: object) -> None:
         console.print(f"[dim]{json.dumps(window.__dict__)}[/]", highlight=False)

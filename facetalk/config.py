@@ -109,6 +109,10 @@ class PersonaConfig(_Strict):
     )
     system_prompt: str = Field(min_length=1)
     greeting: str = ""
+    thinking_filler: str = Field(
+        default="Hmm, let me think.",
+        description="Said when the LLM is slow to answer (turn.filler_after_s); empty: never.",
+    )
     expression: Expression = Expression()
 
     @field_validator("portrait")
@@ -250,8 +254,19 @@ class AvatarConfig(_Strict):
 class TurnConfig(_Strict):
     """Turn-taking: how long silence ends a turn, when the avatar goes idle."""
 
+    end_of_turn: Literal["transcript", "silence"] = Field(
+        default="transcript",
+        description="transcript: a finished sentence ends the turn after "
+        "min_endpointing_delay_s, an unfinished one ('and', 'um', 'the', a trailing "
+        "comma) waits max_endpointing_delay_s for more (dialogue/turn_end.py). "
+        "silence: every turn ends after min_endpointing_delay_s.",
+    )
     min_endpointing_delay_s: float = Field(default=0.2, ge=0.0)
-    max_endpointing_delay_s: float = Field(default=3.0, gt=0.0)
+    max_endpointing_delay_s: float = Field(
+        default=1.5,
+        gt=0.0,
+        description="The longest wait for more words after an unfinished sentence.",
+    )
     allow_interruptions: bool = True
     min_interruption_s: float = Field(
         default=0.1,
@@ -263,6 +278,12 @@ class TurnConfig(_Strict):
         default=True,
         description="Start the LLM and TTS on the preflight transcript, during the silence "
         "that ends the turn; a reply to words the user then extends is discarded.",
+    )
+    filler_after_s: float | None = Field(
+        default=2.0,
+        gt=0.0,
+        description="Seconds without a first LLM token before the persona says its "
+        "thinking_filler; the answer follows when it comes. None: never.",
     )
     idle_after_s: float = Field(default=8.0, gt=0.0)
 

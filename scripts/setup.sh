@@ -54,6 +54,13 @@ fi
 # The face-mesh model of persona preparation (extracted from the mediapipe wheel, once).
 "$VENV/bin/facetalk" models fetch >/dev/null
 
+# Recordings of real people for the latency evaluation (from two Debian packages, once).
+if ! "$VENV/bin/facetalk" eval fetch-speech >/dev/null 2>&1; then
+  say "fetching the human speech set (apt-get download)"
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq; fi
+  "$VENV/bin/facetalk" eval fetch-speech >/dev/null
+fi
+
 if ! "$VENV/bin/python" -c 'from facetalk.livekit_server import find_server; find_server()' 2>/dev/null; then
   say "building livekit-server into ./bin with Go (a few minutes, once)"
   "$VENV/bin/facetalk" server build

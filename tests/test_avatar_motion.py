@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from facetalk.avatar.audio import AudioFeatures
 from facetalk.avatar.labels import Label
-from facetalk.avatar.motion import MotionSynthesizer
+from facetalk.avatar.motion import MotionParams, MotionSynthesizer
 from facetalk.config import Expression
 
 FPS = 25
@@ -77,3 +79,13 @@ def test_expression_controls_apply_at_run_time() -> None:
     after = synth.step(None)
     assert after.smile == 1.0 and after.brow > before.brow + 0.5
     assert after.blink > 0.5 and after.roll > before.roll + 0.8
+
+
+def test_thinking_glances_away_with_the_mouth_closed() -> None:
+    """While the answer is coming the eyes go up and aside, brows lift, the lips stay together."""
+    thinking = _run(MotionSynthesizer(fps=FPS, seed=3), [Label.LISTENING] * 50 + [Label.THINKING] * 50)[-25:]
+    listening = _run(MotionSynthesizer(fps=FPS, seed=3), [Label.LISTENING] * 100)[-25:]
+    column = {f.name: i for i, f in enumerate(dataclasses.fields(MotionParams))}
+    assert (thinking[:, column["gaze_x"]] > 0.4).all() and (thinking[:, column["gaze_y"]] < -0.3).all()
+    assert thinking[:, column["brow"]].mean() > listening[:, column["brow"]].mean() + 0.15
+    assert (thinking[:, column["jaw"]] < 0.05).all()

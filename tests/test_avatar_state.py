@@ -16,7 +16,8 @@ from facetalk.dialogue.avatar_state import AvatarStateDriver, AvatarStateTracker
     ("user", "agent", "label"),
     [
         ("speaking", "listening", Label.LISTENING),
-        ("listening", "thinking", Label.LISTENING),
+        ("listening", "thinking", Label.THINKING),
+        ("speaking", "thinking", Label.LISTENING),  # the user went on: listen again
         ("listening", "speaking", Label.SPEAKING),
         ("speaking", "speaking", Label.SPEAKING),  # overlap: the agent still talks until interrupted
         ("listening", "listening", Label.LISTENING),
@@ -57,5 +58,5 @@ async def test_driver_goes_idle_after_quiet_and_back_on_speech() -> None:
     session.emit("user_state_changed", _event("listening"))
     session.emit("agent_state_changed", _event("speaking"))
     await asyncio.sleep(0.1)  # no idle while the agent speaks
-    assert labels == [Label.LISTENING, Label.IDLE, Label.LISTENING, Label.SPEAKING]
+    assert labels == [Label.LISTENING, Label.IDLE, Label.LISTENING, Label.THINKING, Label.SPEAKING]
     driver.detach(session)  # type: ignore[arg-type]

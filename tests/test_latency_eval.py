@@ -10,15 +10,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facetalk.eval.measures import _best_peak
-from facetalk.eval.report import MEASURES
-from facetalk.eval.script import load_script
+from facetalk.avatar.models import cache_dir
+from facetalk.eval.human_speech import HUMAN_CLIPS
+from facetalk.eval.measures import TurnResult, _best_peak
+from facetalk.eval.report import MEASURES, leg_fault, used_preflight
+from facetalk.eval.script import builtin_script, load_script
 from facetalk.errors import FaceTalkError
+from facetalk.avatar.offline import read_audio
+from facetalk.avatar.audio import SAMPLE_RATE
+
+from .speech import transcribe, word_error_rate
 
 pytestmark = pytest.mark.e2e
 
 SCRIPT = """\
 - text: What is your name?
+- wav: {human}
 - text: Tell me a long story about the stars.
 - text: Wait, stop, please.
   interrupt: true
@@ -26,12 +33,18 @@ SCRIPT = """\
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """A 3-turn run against a local server and worker, with the scripted LLM."""
+def human_speech() -> dict[str, Path]:
+    """The human set, cut from its Debian packages (fetched once into the cache)."""
+    return {turn.wav.stem: turn.wav for turn in builtin_script("human", cache_dir() / "human-speech") if turn.wav}
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory, human_speech: dict[str, Path]) -> dict:
+    """A 4-turn run, one of them a real person's recording, against a local server and worker."""
     folder = tmp_path_factory.mktemp("latency")
-    (folder / "script.yaml").write_text(SCRIPT)
+    (folder / "script.yaml").write_text(SCRIPT.format(human=human_speech["ve9qrp_weather"]))
     result = subprocess.run(
-        [sys.executable, "-m", "facetalk", "eval", "latency", "--turns", "3", "--llm", "scripted",
+        [sys.executable, "-m", "facetalk", "eval", "latency", "--turns", "4", "--llm", "scripted",
          "--script", str(folder / "script.yaml"), "--out", str(folder / "out")],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
@@ -50,8 +63,12 @@ def test_every_figure_is_present_and_plausible(report: dict) -> None:
             assert abs(stats["p50"]) <= 300
         else:
             assert 0 < stats["p50"] < 10_000, (measure, stats)
-    assert len(report["turns"]) == 3
-    assert report["turns"][2]["barge_in_audio_stop_ms"] is not None
+    assert len(report["turns"]) == 4
+    assert report["turns"][3]["barge_in_audio_stop_ms"] is not None
+    assert set(report["by_speech"]) == {"human", "synthetic"}
+    assert report["by_speech"]["human"]["response_ms"]["n"] == 1
+    assert report["false_cut_ins"] == {"count": 0, "of_turns": 3, "turns": []}
+    assert report["preflight"]["of_turns"] >= 3
 
 
 def test_user_side_figures_agree_with_the_agents_stages(report: dict) -> None:
@@ -92,3 +109,48 @@ def test_bad_script_is_explained(tmp_path: Path) -> None:
     path.write_text("- interrupt: true\n")
     with pytest.raises(FaceTalkError, match="exactly one of 'text' or 'wav'"):
         load_script(path)
+
+
+def test_human_set_is_real_speech_with_its_transcripts(human_speech: dict[str, Path]) -> None:
+    """Every clip is there, lasts what a user says in one breath, and mostly reads as its transcript."""
+    assert set(human_speech) == {clip.name for clip in HUMAN_CLIPS}
+    assert len({clip.speaker for clip in HUMAN_CLIPS}) >= 8
+    errors = []
+    for clip in HUMAN_CLIPS:
+        audio = read_audio(human_speech[clip.name])
+        assert 1.0 < len(audio) / SAMPLE_RATE < 9.0, clip.name
+        errors.append(word_error_rate(clip.text, transcribe(audio, SAMPLE_RATE)))
+    assert float(np.median(errors)) <= 0.2, errors
+
+
+def test_mixed_script_takes_human_and_synthetic_speech_in_turn(human_speech: dict[str, Path]) -> None:
+    """One run of 'mixed' gives both kinds, alternating, with an interruption in each."""
+    turns = builtin_script("mixed", cache_dir() / "human-speech")
+    assert [t.speech for t in turns[:4]] == ["synthetic", "human", "synthetic", "human"]
+    assert any(t.interrupt and t.speech == "human" for t in turns)
+    assert any(t.interrupt and t.speech == "synthetic" for t in turns)
+    with pytest.raises(FaceTalkError, match="synthetic, human, mixed"):
+        builtin_script("people", cache_dir() / "human-speech")
+
+
+def test_legs_that_are_negative_or_do_not_add_up_are_flagged() -> None:
+    """A turn the agent ended at a pause inside it has a negative leg: flagged, not averaged."""
+    def turn(to_agent: float, e2e: float, to_user: float, response: float) -> TurnResult:
+        stages = {"to_agent": to_agent, "e2e_latency": e2e, "to_user": to_user}
+        return TurnResult(0, "x", False, "r", 0.0, 1.0, response_ms=response, stages_ms=stages)
+
+    assert leg_fault(turn(190, 320, 90, 610)) is None
+    assert "negative to_agent" in (leg_fault(turn(-981, 1500, 90, 610)) or "")
+    assert "add up to 900" in (leg_fault(turn(190, 620, 90, 610)) or "")
+
+
+def test_a_reply_playing_sooner_than_its_own_generation_was_prepared_on_the_preflight() -> None:
+    """After the turn ended, a fresh reply needs its LLM first token plus TTS first audio;
+    a reply that plays sooner was started on the preflight transcript."""
+    def turn(e2e: float, end_of_turn: float) -> TurnResult:
+        stages = {"e2e_latency": e2e, "end_of_turn_delay": end_of_turn, "llm_node_ttft": 40, "tts_node_ttfb": 120}
+        return TurnResult(0, "x", False, "r", 0.0, 1.0, stages_ms=stages)
+
+    assert used_preflight(turn(e2e=320, end_of_turn=270))  # 50 ms after the turn ended
+    assert not used_preflight(turn(e2e=450, end_of_turn=270))  # 180 ms: generated afterwards
+    assert used_preflight(TurnResult(0, "x", False, "r", 0.0, 1.0)) is None

@@ -27,7 +27,8 @@ from .sampling import Sampler, make_scheduler
 
 __all__ = ["LABEL_INDEX", "ReferenceState", "TalkingFacePipeline"]
 
-LABEL_INDEX = {Label.SPEAKING: 0, Label.LISTENING: 1, Label.IDLE: 2}
+LABEL_INDEX = {Label.SPEAKING: 0, Label.LISTENING: 1, Label.IDLE: 2, Label.THINKING: 1}
+"""Class labels of the trained UNet; it has no class of its own for thinking."""
 """Class-embedding index of each label."""
 
 

@@ -123,7 +123,10 @@ async def _converse(
         until = spoken[i + 1][1][0] if i + 1 < len(spoken) else float("inf")
         text = turn.text or str(turn.wav)
         results.append(
-            measure_turn(user, mouth, index=i, text=text, interrupt=turn.interrupt, voiced=voiced, until=until)
+            measure_turn(
+                user, mouth, index=i, text=text, interrupt=turn.interrupt, voiced=voiced, until=until,
+                speech=turn.speech,
+            )  # fmt: skip
         )
     return results, measure_join(user)
 

@@ -59,6 +59,8 @@ class TurnResult:
     room: str
     speech_start: float
     speech_end: float
+    speech: str = "synthetic"  # "human" for a recording
+    cut_in: bool = False  # the agent's audio started before the user had finished
     response_ms: float | None = None
     avatar_ms: float | None = None
     lipsync_lag_ms: float | None = None
@@ -132,10 +134,14 @@ def measure_turn(
     interrupt: bool,
     voiced: tuple[float, float],
     until: float,
+    speech: str = "synthetic",
 ) -> TurnResult:
     """Figures for the turn whose speech spans ``voiced``, looking at what arrived before ``until``."""
     start, end = voiced
-    result = TurnResult(index, text, interrupt, user.room_name, start, end)
+    result = TurnResult(index, text, interrupt, user.room_name, start, end, speech)
+    if not interrupt:  # an interruption starts over the agent's audio by design
+        reply_start = user.audio.first_loud(after=start)
+        result.cut_in = bool(reply_start is not None and reply_start < end)
     frame_times, openness = mouth.openness(user.video)
     threshold = _mouth_threshold(openness, frame_times, start + 0.2, end)
 

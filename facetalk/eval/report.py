@@ -1,9 +1,17 @@
 """The latency report: ``report.json``, an HTML page with plots, a terminal summary.
 
 ``summary`` maps each measure to ``{p50, p90, p95, n}`` in milliseconds over
-the turns where it applies; ``stages`` does the same for the agent's own
-per-reply metrics and the legs between agent and user, which break
-``response_ms`` down (see docs/latency.md).
+the turns where it applies; ``by_speech`` gives response and avatar latency
+for human recordings and synthetic speech side by side; ``stages`` does the
+same for the agent's own per-reply metrics and the legs between agent and
+user, which break ``response_ms`` down (see docs/latency.md).
+
+Two kinds of turn are counted apart rather than averaged: ``false_cut_ins``,
+where the agent's audio started before the user had finished, and
+``flagged_turns``, whose legs are negative or do not add up to the response
+(a measuring fault, such as a turn the agent ended at a pause inside it).
+``preflight`` says how often the reply played was the one prepared on the
+preflight transcript, before the turn ended.
 """
 
 from __future__ import annotations
@@ -21,9 +29,9 @@ from rich.console import Console
 from rich.table import Table
 
 from .latency import LatencyRun
-from .measures import STAGES
+from .measures import STAGES, TurnResult
 
-__all__ = ["MEASURES", "build_report", "write_html", "print_summary"]
+__all__ = ["MEASURES", "build_report", "leg_fault", "print_summary", "used_preflight", "write_html"]
 
 MEASURES = (
     "response_ms",
@@ -48,12 +56,48 @@ def _values(run: LatencyRun, measure: str) -> list[float]:
     return [row[measure] for row in rows if row.get(measure) is not None]
 
 
+_LEGS = ("to_agent", "e2e_latency", "to_user")
+_LEGS_TOLERANCE_MS = 30.0
+
+
+def leg_fault(turn: TurnResult) -> str | None:
+    """Why the turn's legs cannot be trusted, or None when they are negative nowhere and add up."""
+    stages = turn.stages_ms
+    if turn.response_ms is None or not all(leg in stages for leg in _LEGS):
+        return None
+    negative = [leg for leg in _LEGS if stages[leg] < 0]
+    if negative:
+        return "negative " + ", ".join(f"{leg} ({stages[leg]:.0f} ms)" for leg in negative)
+    total = sum(stages[leg] for leg in _LEGS)
+    if abs(total - turn.response_ms) > _LEGS_TOLERANCE_MS:
+        return f"legs add up to {total:.0f} ms, the response was {turn.response_ms:.0f} ms"
+    return None
+
+
+def used_preflight(turn: TurnResult) -> bool | None:
+    """Whether the reply played was the one prepared on the preflight transcript.
+
+    A reply generated after the turn ended cannot start playing sooner than
+    its LLM's first token plus its TTS's first audio; one that does was
+    started before, on the preflight. None without the stages to tell.
+    """
+    stages = turn.stages_ms
+    needed = ("e2e_latency", "end_of_turn_delay", "llm_node_ttft", "tts_node_ttfb")
+    if not all(k in stages for k in needed):
+        return None
+    after_turn_end = stages["e2e_latency"] - stages["end_of_turn_delay"]
+    return after_turn_end < stages["llm_node_ttft"] + stages["tts_node_ttfb"] - _LEGS_TOLERANCE_MS
+
+
 def build_report(run: LatencyRun) -> dict:
     """The JSON-able report of ``run``."""
     per_room = []
     for join in run.joins:
         responses = [t.response_ms for t in run.turns if t.room == join.room and t.response_ms is not None]
         per_room.append({**asdict(join), "response_ms": _stats(responses)})
+    faults = {id(t): fault for t in run.turns if (fault := leg_fault(t)) is not None}
+    sound = [t for t in run.turns if id(t) not in faults]
+    spoken = [t for t in run.turns if not t.interrupt]
     return {
         "setup": {
             "llm": run.llm,
@@ -62,10 +106,33 @@ def build_report(run: LatencyRun) -> dict:
             "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         },
         "summary": {m: _stats(_values(run, m)) for m in MEASURES},
-        "stages": {s: _stats([t.stages_ms[s] for t in run.turns if s in t.stages_ms]) for s in STAGES},
+        "by_speech": {
+            speech: {
+                m: _stats([getattr(t, m) for t in run.turns if t.speech == speech and getattr(t, m) is not None])
+                for m in ("response_ms", "avatar_ms")
+            }
+            for speech in sorted({t.speech for t in run.turns})
+        },
+        "false_cut_ins": {
+            "count": sum(t.cut_in for t in spoken),
+            "of_turns": len(spoken),
+            "turns": [_turn_id(t) for t in spoken if t.cut_in],
+        },
+        "flagged_turns": [{**_turn_id(t), "fault": faults[id(t)]} for t in run.turns if id(t) in faults],
+        "preflight": _preflight_rate([used_preflight(t) for t in sound]),
+        "stages": {s: _stats([t.stages_ms[s] for t in sound if s in t.stages_ms]) for s in STAGES},
         "rooms": per_room,
         "turns": [asdict(t) for t in run.turns],
     }
+
+
+def _preflight_rate(used: list[bool | None]) -> dict:
+    known = [u for u in used if u is not None]
+    return {"used": sum(known), "of_turns": len(known), "hit_rate": round(sum(known) / len(known), 2) if known else None}
+
+
+def _turn_id(turn: TurnResult) -> dict:
+    return {"room": turn.room, "index": turn.index, "text": turn.text, "speech": turn.speech}
 
 
 def print_summary(report: dict, console: Console) -> None:
@@ -76,6 +143,15 @@ def print_summary(report: dict, console: Console) -> None:
     for name, stats in [*report["summary"].items(), *((f"stage: {k}", v) for k, v in report["stages"].items())]:
         table.add_row(name, *(("-" if stats[k] is None else f"{stats[k]:.0f}") for k in ("p50", "p90", "p95")), str(stats["n"]))
     console.print(table)
+    for speech, measures in report["by_speech"].items():
+        figures = ", ".join(f"{m} p50 {v['p50']} / p90 {v['p90']} (n={v['n']})" for m, v in measures.items())
+        console.print(f"{speech} speech: {figures}")
+    cut_ins = report["false_cut_ins"]
+    console.print(f"false cut-ins: {cut_ins['count']} of {cut_ins['of_turns']} turns")
+    preflight = report["preflight"]
+    console.print(f"replies prepared on the preflight transcript: {preflight['used']} of {preflight['of_turns']}")
+    for turn in report["flagged_turns"]:
+        console.print(f"[yellow]flagged, not averaged:[/] {turn['room']}#{turn['index']}: {turn['fault']}")
     fps = [r["delivered_fps"] for r in report["rooms"]]
     console.print(f"delivered video: {min(fps):.1f}–{max(fps):.1f} fps per room")
 

@@ -1,4 +1,8 @@
-"""What the simulated user says: a list of turns, from a YAML file or the built-in one.
+"""What the simulated user says: a list of turns, from a YAML file or a built-in set.
+
+The built-in sets are ``synthetic`` (piper speaks :data:`DEFAULT_SCRIPT`),
+``human`` (real people's recordings, :mod:`.human_speech`) and ``mixed``
+(the two taken in turn, so that one run reports both side by side).
 
 A script file is a YAML list; each turn has ``text`` (spoken by piper) or
 ``wav`` (a file, relative to the script), and ``interrupt: true`` for a turn
@@ -20,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from ..errors import FaceTalkError
 
-__all__ = ["DEFAULT_SCRIPT", "ScriptTurn", "load_script", "turn_audio"]
+__all__ = ["BUILTIN_SCRIPTS", "DEFAULT_SCRIPT", "ScriptTurn", "builtin_script", "load_script", "turn_audio"]
 
 
 class ScriptTurn(BaseModel):
@@ -31,6 +35,11 @@ class ScriptTurn(BaseModel):
     text: str | None = None
     wav: Path | None = None
     interrupt: bool = Field(default=False, description="Speak over the agent's answer.")
+
+    @property
+    def speech(self) -> str:
+        """'human' for a recording, 'synthetic' for text spoken by piper."""
+        return "human" if self.wav is not None else "synthetic"
 
     @model_validator(mode="after")
     def _one_source(self) -> ScriptTurn:
@@ -49,8 +58,38 @@ DEFAULT_SCRIPT: tuple[ScriptTurn, ...] = (
 )
 
 
+BUILTIN_SCRIPTS = ("synthetic", "human", "mixed")
+
+_HUMAN_INTERRUPT = "ve9qrp_goes"
+"""The human clip spoken over the agent's answer ("And we'll see how it goes.")."""
+
+
+def builtin_script(name: str, cache: Path) -> list[ScriptTurn]:
+    """One of :data:`BUILTIN_SCRIPTS`; recordings are fetched into ``cache`` on first use."""
+    if name not in BUILTIN_SCRIPTS:
+        raise FaceTalkError(
+            f"unknown script {name!r}", hint=f"give a YAML file, or one of: {', '.join(BUILTIN_SCRIPTS)}"
+        )
+    if name == "synthetic":
+        return list(DEFAULT_SCRIPT)
+    from .human_speech import fetch_human_speech
+
+    wavs = fetch_human_speech(cache)
+    human = [ScriptTurn(wav=path, interrupt=clip == _HUMAN_INTERRUPT) for clip, path in wavs.items()]
+    if name == "human":
+        return human
+    mixed = []
+    for i in range(max(len(human), len(DEFAULT_SCRIPT))):
+        mixed += [DEFAULT_SCRIPT[i % len(DEFAULT_SCRIPT)], human[i % len(human)]]
+    return mixed
+
+
 def load_script(path: Path) -> list[ScriptTurn]:
     """Read and validate a script file; relative WAV paths resolve against it."""
+    if not path.is_file():
+        raise FaceTalkError(
+            f"{path}: no such script file", hint=f"give a YAML file, or one of: {', '.join(BUILTIN_SCRIPTS)}"
+        )
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
         turns = TypeAdapter(list[ScriptTurn]).validate_python(data)
