@@ -3,8 +3,9 @@
 It is a real HTTP server speaking the chat-completions protocol (streamed as
 server-sent events), so the real ``openai`` client talks to it. Tests and the
 latency evaluation use it to make the LLM's part of a turn known and fast,
-and to simulate an endpoint that fails (``mode="error"``) or hangs
-(``mode="slow"``).
+and to simulate an endpoint that fails (``mode="error"``), hangs
+(``mode="slow"``) or dies in the middle of a streamed answer (``mode="drop"``:
+half the answer, then the connection is closed without an end).
 
 Answers: the first rule whose key appears (case-insensitively) in the last
 user message wins; otherwise ``default``.
@@ -24,7 +25,7 @@ from ..http_service import HTTPService
 
 __all__ = ["ScriptedLLMServer"]
 
-Mode = Literal["ok", "error", "slow"]
+Mode = Literal["ok", "error", "slow", "drop"]
 
 
 @dataclass
@@ -74,7 +75,12 @@ class ScriptedLLMServer(HTTPService):
             return web.json_response(_completion(answer, body.get("model", "scripted")))
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
-        for piece in _word_pieces(answer):
+        pieces = _word_pieces(answer)
+        for i, piece in enumerate(pieces):
+            if self.mode == "drop" and i == len(pieces) // 2:
+                assert request.transport is not None
+                request.transport.close()  # the endpoint dies mid-answer
+                return response
             await response.write(_sse(_chunk(body.get("model", "scripted"), {"content": piece})))
         await response.write(_sse(_chunk(body.get("model", "scripted"), {}, finish="stop")))
         await response.write(b"data: [DONE]\n\n")

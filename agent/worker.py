@@ -17,6 +17,8 @@ Models load once per process, in :func:`prewarm`, not once per room.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import math
 import os
@@ -31,6 +33,7 @@ from livekit.agents import (
     APIConnectOptions,
     JobContext,
     JobProcess,
+    JobRequest,
     stt,
     tts,
     vad,
@@ -130,6 +133,12 @@ _MAX_PREFLIGHTS_PER_TURN = 12
 """Preemptive replies allowed per user turn; each later one cancels the one before."""
 
 
+_USER_WAIT_S = 60.0
+"""How long an agent waits in a room for its user. ``facetalk web`` opens the room
+before the user joins (to know an agent is free); a user who never comes must
+not hold the room's place on the worker."""
+
+
 def prewarm(proc: JobProcess) -> None:
     """Load configs and models once per job process, before any room arrives."""
     proc.userdata["facetalk"] = WorkerResources.from_env()
@@ -140,7 +149,12 @@ async def entrypoint(ctx: JobContext) -> None:
     resources: WorkerResources = ctx.proc.userdata.get("facetalk") or WorkerResources.from_env()
     pipeline = resources.pipeline
     await ctx.connect()
-    user = await ctx.wait_for_participant()
+    try:
+        user = await asyncio.wait_for(ctx.wait_for_participant(), timeout=_USER_WAIT_S)
+    except TimeoutError:
+        logger.info("no user joined %s within %.0f s; leaving it", ctx.room.name, _USER_WAIT_S)
+        ctx.shutdown("no user joined")
+        return
     persona = resources.persona_for(user)
     logger.info("talking in %s as %s (%s)", ctx.room.name, persona.name, describe(pipeline))
 
@@ -206,6 +220,28 @@ async def entrypoint(ctx: JobContext) -> None:
 _SERVER_TARGET_LOAD = 0.7
 
 
+@dataclass
+class _RoomsLoad:
+    """The worker's load as rooms in use / ``max_rooms``; logs when it fills up and frees again."""
+
+    max_rooms: int
+    full: bool = False
+
+    def __call__(self, server: AgentServer) -> float:
+        rooms = len(server.active_jobs)
+        if (rooms >= self.max_rooms) != self.full:
+            self.full = not self.full
+            if self.full:
+                logger.warning(
+                    "all %d rooms in use: LiveKit sends new rooms to other workers, and if none "
+                    "is free 'facetalk web' tells users that all avatars are busy",
+                    self.max_rooms,
+                )
+            else:
+                logger.info("a room is free again (%d of %d in use)", rooms, self.max_rooms)
+        return _SERVER_TARGET_LOAD * rooms / self.max_rooms
+
+
 def create_server(config: WorkerConfig) -> AgentServer:
     """An ``AgentServer`` running :func:`entrypoint`, keys from ``LIVEKIT_*``.
 
@@ -217,18 +253,26 @@ def create_server(config: WorkerConfig) -> AgentServer:
     """
     capacity = {}
     if config.max_rooms is not None:
-        max_rooms = config.max_rooms
-
-        def rooms_load(server: AgentServer) -> float:
-            return _SERVER_TARGET_LOAD * len(server.active_jobs) / max_rooms
-
-        capacity = {"load_fnc": rooms_load, "load_threshold": math.inf}
+        capacity = {"load_fnc": _RoomsLoad(config.max_rooms), "load_threshold": math.inf}
     server = AgentServer(
         setup_fnc=prewarm,
         initialize_process_timeout=60.0,
         num_idle_processes=config.num_idle_processes,
         port=config.http_port,
+        drain_timeout=config.drain_timeout_s,
         **capacity,
     )
-    server.rtc_session(entrypoint)
+    admit = None if config.max_rooms is None else functools.partial(_admit_within, server, config.max_rooms)
+    server.rtc_session(entrypoint, on_request=admit)
     return server
+
+
+async def _admit_within(server: AgentServer, max_rooms: int, request: JobRequest) -> None:
+    """Accept a room only below ``max_rooms``: the LiveKit server may still offer one to a
+    worker that reported itself full (its load report is periodic), and an agent that
+    joined anyway would make every room on the worker slow."""
+    if len(server.active_jobs) >= max_rooms:
+        logger.warning("refusing room %s: all %d rooms in use", request.room.name, max_rooms)
+        await request.reject()
+        return
+    await request.accept()

@@ -8,7 +8,8 @@ never left in silence:
   when it comes, in the same reply: a late answer is not lost, and if the user
   speaks meanwhile the reply is interrupted like any other.
 - When the LLM fails before answering (endpoint down, too slow, returning
-  errors) the agent says it cannot answer now. The conversation stays alive;
+  errors) the agent says it cannot answer now; cut off mid-answer, it says it
+  lost its connection rather than stop mid-sentence. The conversation stays alive;
   the error is logged for the operator. Speaking also resets livekit-agents'
   count of consecutive LLM errors, so a long outage never makes the session
   close itself.
@@ -24,11 +25,12 @@ from livekit.agents import Agent, APIError, FlushSentinel, ModelSettings, llm, u
 
 from ..config import PersonaConfig
 
-__all__ = ["LLM_UNAVAILABLE_REPLY", "PersonaAgent"]
+__all__ = ["LLM_CUT_OFF_REPLY", "LLM_UNAVAILABLE_REPLY", "PersonaAgent"]
 
 logger = logging.getLogger(__name__)
 
 LLM_UNAVAILABLE_REPLY = "Sorry, I can't answer right now. Please try again in a moment."
+LLM_CUT_OFF_REPLY = " ... Sorry, I lost my connection there. Please ask me again."
 
 
 class PersonaAgent(Agent):
@@ -71,7 +73,7 @@ class PersonaAgent(Agent):
             return  # the LLM had nothing to say
         except APIError as e:
             logger.warning("LLM failed, apologising instead: %s", e)
-            if not answered:
-                yield LLM_UNAVAILABLE_REPLY
+            # Cut off mid-answer, the user has heard half a sentence: say why it stopped.
+            yield LLM_CUT_OFF_REPLY if answered else LLM_UNAVAILABLE_REPLY
         finally:
             await utils.aio.cancel_and_wait(first)

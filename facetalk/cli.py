@@ -21,6 +21,7 @@ from rich.console import Console
 
 from .config import load_config
 from .errors import FaceTalkError
+from .shutdown import sigterm_as_interrupt, stop_requested
 
 app = typer.Typer(
     name="facetalk",
@@ -80,16 +81,14 @@ def config_check(
 def server_run(
     port: Annotated[int, typer.Option(help="Signalling port (ws://127.0.0.1:PORT).")] = 7880,
 ) -> None:
-    """Run livekit-server --dev on loopback until Ctrl-C."""
+    """Run livekit-server --dev on loopback until Ctrl-C or SIGTERM."""
     from .livekit_server import LocalLiveKitServer, free_port
 
-    with LocalLiveKitServer(port=port, rtc_tcp_port=free_port()) as server:
-        console.print(f"LiveKit server on [bold]{server.url}[/] (keys devkey/secret). Ctrl-C stops it.")
-        try:
+    with contextlib.suppress(KeyboardInterrupt), sigterm_as_interrupt():
+        with LocalLiveKitServer(port=port, rtc_tcp_port=free_port()) as server:
+            console.print(f"LiveKit server on [bold]{server.url}[/] (keys devkey/secret). Ctrl-C stops it.")
             while True:
                 time.sleep(1)
-        except KeyboardInterrupt:
-            pass
 
 
 @server_app.command("build")
@@ -148,17 +147,17 @@ class _HTTPService(Protocol):
 
 
 def _serve_until_interrupted(service: _HTTPService, what: str) -> None:
-    """Start an asyncio HTTP service, say where it is, and run it until Ctrl-C."""
+    """Start an asyncio HTTP service, say where it is, and run it until Ctrl-C or SIGTERM."""
 
     async def serve() -> None:
         await service.start()
         console.print(f"{what} on [bold]{service.url}[/]; Ctrl-C stops it")
         try:
-            await asyncio.Event().wait()
+            await stop_requested()
         finally:
             await service.aclose()
 
-    with contextlib.suppress(KeyboardInterrupt):
+    with contextlib.suppress(KeyboardInterrupt):  # a Ctrl-C during start-up
         asyncio.run(serve())
 
 
@@ -184,14 +183,17 @@ def web(
     host: Annotated[str, typer.Option(help="Interface to listen on; anyone who reaches it can get tokens.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="HTTP port of the page.")] = 8080,
     personas: Annotated[Path, typer.Option(help="Folder of persona YAMLs to offer (the worker's).")] = DEFAULT_PERSONA.parent,
+    agent_wait: Annotated[float, typer.Option(
+        min=0, help="Seconds a fresh room may wait for an agent before users hear 'all avatars are busy'; "
+        "0 hands out tokens without checking.")] = 1.5,
 ) -> None:
     """Serve the browser page and its join tokens (LiveKit keys from the environment)."""
     from .personas import PersonaCatalog
     from .web import WebServer, require_built_page
 
     require_built_page()
-
-    _serve_until_interrupted(WebServer(PersonaCatalog(personas), host=host, port=port), "FaceTalk web")
+    server = WebServer(PersonaCatalog(personas), host=host, port=port, agent_wait_s=agent_wait)
+    _serve_until_interrupted(server, "FaceTalk web")
 
 
 @app.command("demo")
@@ -200,13 +202,15 @@ def demo(
     persona: PersonaOption = DEFAULT_PERSONA,
     pipeline: PipelineOption = DEFAULT_PIPELINE,
     port: Annotated[int, typer.Option(help="LiveKit signalling port.")] = 7880,
+    web_port: Annotated[int, typer.Option(help="HTTP port of the web page.")] = 8080,
 ) -> None:
-    """Start a local LiveKit server and the agent, and print how to join."""
+    """Start a local LiveKit server, the agent and the web page; Ctrl-C or SIGTERM stops them."""
     from .demo import run_demo
 
     load_config(persona)
     load_config(pipeline)
-    run_demo(persona, pipeline, port=port, console=console)
+    with contextlib.suppress(KeyboardInterrupt), sigterm_as_interrupt():
+        run_demo(persona, pipeline, port=port, console=console, web_port=web_port)
 
 
 eval_app = typer.Typer(help="Measure the avatar from the user's side.", no_args_is_help=True)
@@ -271,6 +275,45 @@ def eval_fetch_speech() -> None:
 
     folder = cache_dir() / "human-speech"
     console.print(f"{len(fetch_human_speech(folder))} human recordings in {folder}")
+
+
+@eval_app.command("soak")
+@reports_errors
+def eval_soak(
+    minutes: Annotated[float, typer.Option(min=0.5, max=24 * 60, help="How long the user stays in the room.")] = 60,
+    script: Annotated[str, typer.Option(
+        help="A YAML list of turns, or 'synthetic', 'human' or 'mixed' (piper's voice and recordings of people).")] = "mixed",
+    llm: Annotated[str, typer.Option(help="'scripted', 'embedded', or an OpenAI-compatible base URL.")] = "scripted",
+    persona: PersonaOption = DEFAULT_PERSONA,
+    pipeline: PipelineOption = DEFAULT_PIPELINE,
+    seed: Annotated[int, typer.Option(help="Seed of the pauses between turns and of who talks over whom.")] = 0,
+    out: Annotated[Path, typer.Option(help="Folder for soak.json and soak.png.")] = Path("soak-report"),
+) -> None:
+    """Talk to a local worker every 20-40 s for N minutes; record A/V offset, fps, latency, RSS over time."""
+    import json
+
+    from .avatar.models import cache_dir
+    from .eval.script import BUILTIN_SCRIPTS, builtin_script, load_script
+    from .eval.soak import run_soak
+    from .eval.soak_report import write_soak_report
+
+    load_config(persona)
+    load_config(pipeline)
+    if script in BUILTIN_SCRIPTS:
+        turns = builtin_script(script, cache_dir() / "human-speech")
+    else:
+        turns = load_script(Path(script))
+
+    def progress(window: object) -> None:
+        console.print(f"[dim]{json.dumps(window.__dict__)}[/]", highlight=False)
+
+    run = asyncio.run(
+        run_soak(minutes=minutes, persona=persona, pipeline=pipeline, llm=llm, script=turns, seed=seed,
+                 work_dir=out / "logs", on_window=progress)
+    )  # fmt: skip
+    summary = write_soak_report(run, out)
+    console.print_json(json.dumps(summary))
+    console.print(f"wrote {out / 'soak.json'} and {out / 'soak.png'}")
 
 
 # The avatar's commands live with the avatar; imported here, after reports_errors exists.

@@ -302,6 +302,14 @@ class WorkerConfig(_Strict):
     http_port: int = Field(
         default=8081, ge=0, le=65535, description="Health-check port; 0 picks a free one."
     )
+    drain_timeout_s: int = Field(
+        default=8,
+        ge=1,
+        le=3600,
+        description="On SIGTERM or Ctrl-C, seconds the worker lets its rooms finish before it "
+        "closes them. The default fits within 'docker stop''s 10 s grace; livekit-agents' "
+        "own default is an hour.",
+    )
 
 
 class PipelineConfig(_Strict):

@@ -21,6 +21,7 @@ import yaml
 
 from .errors import FaceTalkError
 from .livekit_server import LocalLiveKitServer
+from .shutdown import child_process_options
 
 __all__ = ["running_worker"]
 
@@ -62,7 +63,7 @@ def running_worker(
         process = subprocess.Popen(
             [sys.executable, "-m", "facetalk", "agent", "--persona", str(persona),
              "--pipeline", str(pipeline_path), "start"],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
+            env=env, stdout=log, stderr=subprocess.STDOUT, **child_process_options(),
         )  # fmt: skip
         try:
             _wait_for_log(log_path, "registered worker", process, timeout_s=120)

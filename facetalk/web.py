@@ -5,7 +5,11 @@ LiveKit directly; this server only hands it what it cannot have by itself:
 
 * ``GET /api/personas``: the personas to choose from, with thumbnail URLs;
 * ``GET /api/personas/{id}/portrait``: a small JPEG of one portrait;
-* ``POST /api/token`` with ``{"persona": id}``: a join token for a fresh room.
+* ``POST /api/token`` with ``{"persona": id}``: a join token for a fresh room
+  that an agent has already joined, or, when every worker is full, HTTP 503
+  ``{"busy": true, "room": …, "retry_after_s": …}`` so the page can say so and
+  offer to wait, asking again with ``{"room": …}`` (:mod:`facetalk.availability`);
+  a user never joins a silent room.
 
 Each token is short-lived and scoped to one new room and one new identity,
 so a page can join only its own conversation. The chosen persona travels in
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +34,7 @@ from typing import Any
 from aiohttp import web
 
 from .agent.worker import PERSONA_ATTRIBUTE
+from .availability import AgentAvailability, LiveKitUnavailableError
 from .config import LiveKitConfig
 from .errors import FaceTalkError
 from .http_service import HTTPService
@@ -41,6 +47,9 @@ logger = logging.getLogger("facetalk.web")
 
 PAGE_DIR = Path(__file__).resolve().parent.parent / "web" / "dist"
 """Where ``npm run build`` (run by ``make setup``) puts the bundled page."""
+
+_ROOM_BYTES = 6
+_ROOM_PATTERN = rf"facetalk-[0-9a-f]{{{2 * _ROOM_BYTES}}}"
 
 _ASSET_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".map": "application/json"}
 
@@ -69,6 +78,11 @@ class WebServer(HTTPService):
     port: int = 8080
     page_dir: Path = PAGE_DIR
     token_ttl_s: float = 600.0
+    agent_wait_s: float = 1.5
+    """How long a fresh room may wait for an agent before the answer is "busy";
+    0 hands out tokens without opening the room (agents dispatched another way)."""
+    busy_retry_s: float = 3.0
+    """When the page should ask again after a "busy" answer."""
 
     @property
     def url(self) -> str:
@@ -113,8 +127,11 @@ class WebServer(HTTPService):
             persona = self.catalog.get(persona_id)
         except UnknownPersonaError as e:
             raise _error(web.HTTPBadRequest, e.message) from None
-        room = f"facetalk-{secrets.token_hex(6)}"
+        waited_in = body.get("room")
+        room = f"facetalk-{secrets.token_hex(_ROOM_BYTES)}"
         identity = f"user-{secrets.token_hex(4)}"
+        if self.agent_wait_s > 0:
+            room = await self._room_with_agent(room, waited_in if isinstance(waited_in, str) else None)
         token = make_token(
             identity,
             room,
@@ -135,6 +152,30 @@ class WebServer(HTTPService):
                 "expires_in_s": self.token_ttl_s,
             },
             headers={"Cache-Control": "no-store"},
+        )
+
+    async def _room_with_agent(self, fresh: str, waited_in: str | None) -> str:
+        """A room with an agent in it: ``waited_in`` (from a "busy" answer) if its agent has come
+        since, else ``fresh``. Answers 503 (busy) or 502 (LiveKit unavailable) otherwise."""
+        availability = AgentAvailability(self.livekit, agent_wait_s=self.agent_wait_s)
+        try:
+            if waited_in and re.fullmatch(_ROOM_PATTERN, waited_in) and await availability.retry_room(waited_in):
+                return waited_in
+            if await availability.open_room(fresh):
+                return fresh
+        except LiveKitUnavailableError as e:
+            raise _error(web.HTTPBadGateway, f"{e.message}. Fix: {e.hint}" if e.hint else e.message) from None
+        raise web.HTTPServiceUnavailable(
+            text=json.dumps(
+                {
+                    "error": "All avatars are busy right now.",
+                    "busy": True,
+                    "room": fresh,  # ask again with it: its agent may still come
+                    "retry_after_s": self.busy_retry_s,
+                }
+            ),
+            content_type="application/json",
+            headers={"Retry-After": str(round(self.busy_retry_s)), "Cache-Control": "no-store"},
         )
 
     @staticmethod

@@ -1,7 +1,16 @@
-"""Shared fixtures. The LiveKit server here is the real binary, on loopback."""
+"""Shared fixtures. The LiveKit server here is the real binary, on loopback.
+
+``FACETALK_TEST_BURN_CPU=N`` (or ``pytest --burn-cpu N``) runs N CPU-bound
+processes beside the whole session, the way a newcomer's laptop is rarely
+idle: the suite must pass with them, because its timing assertions rest on
+order and measured bounds, not on scheduling luck.
+"""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +23,36 @@ __all__ = ["CONFIGS", "REPO", "livekit_server", "running_worker"]
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "configs"
+BURN_CPU_ENV = "FACETALK_TEST_BURN_CPU"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--burn-cpu",
+        type=int,
+        default=int(os.environ.get(BURN_CPU_ENV) or 0),
+        help=f"busy processes to run beside the tests (default: ${BURN_CPU_ENV} or 0)",
+    )
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    burners = config.getoption("--burn-cpu")
+    return f"facetalk: {burners} CPU burner process(es) beside the tests" if burners else None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cpu_burners(request: pytest.FixtureRequest) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """``--burn-cpu`` pure-Python busy loops, each holding one core, stopped after the session."""
+    burners = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        for _ in range(request.config.getoption("--burn-cpu"))
+    ]
+    try:
+        yield burners
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
 
 
 @pytest.fixture(scope="session")

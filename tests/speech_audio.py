@@ -59,9 +59,12 @@ def chunks(
         yield to_frame(pcm[i : i + step], sample_rate, num_channels)
 
 
-async def push_realtime(stream, pcm: np.ndarray, sample_rate: int, *, speedup: float = 1.0) -> None:
-    """Push 20 ms frames at (a multiple of) real time, then end the input."""
+async def push_realtime(
+    stream, pcm: np.ndarray, sample_rate: int, *, speedup: float = 1.0, end: bool = True
+) -> None:
+    """Push 20 ms frames at (a multiple of) real time, then end the input unless ``end`` is False."""
     for frame in chunks(pcm, sample_rate):
         stream.push_frame(frame)
         await asyncio.sleep(0.02 / speedup)
-    stream.end_input()
+    if end:
+        stream.end_input()

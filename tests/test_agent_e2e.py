@@ -10,7 +10,9 @@ loopback, talked to by the real ``openai`` client. The user is a
 from __future__ import annotations
 
 import asyncio
+import signal
 import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -25,7 +27,7 @@ from facetalk.eval.mouth import MouthRegion
 from facetalk.livekit_server import LocalLiveKitServer
 from facetalk.simulated_user import MIC_RATE, SimulatedUser
 
-from .conftest import CONFIGS, running_worker
+from .conftest import CONFIGS, REPO, running_worker
 from .lipreading import BILABIAL_ANSWER, NOT_RELIABLE_YET, closure_of_an_answer
 from .speech import speak, transcribe, word_error_rate
 
@@ -141,8 +143,9 @@ async def test_user_talking_over_the_agent_stops_it(
 async def test_a_pause_inside_a_question_does_not_end_the_turn(
     livekit_server: LocalLiveKitServer, worker: subprocess.Popen[bytes], scripted_llm: ScriptedLLMServer
 ) -> None:
-    """A 0.2 s pause mid-question is long enough for a preflight reply to its first half,
-    shorter than the silence that ends a turn: the agent answers the whole question."""
+    """A 0.2 s pause mid-question is shorter than the silence that ends a turn: the agent
+    answers the whole question. A preflight reply to the first half may start in the pause
+    (when the decode fits in it; on a busy machine it may not), but it is never the one played."""
     first_half = speak("Please tell me")
     first_half = first_half[: np.flatnonzero(np.abs(first_half.astype(np.int32)) > 64)[-1] + 1]
     pause = np.zeros(int(0.2 * MIC_RATE), np.int16)
@@ -155,8 +158,8 @@ async def test_a_pause_inside_a_question_does_not_end_the_turn(
         await user.leave()
 
     asked_llm = [_last_user_text(body) for body in scripted_llm.requests[seen:]]
-    assert any("name" not in text for text in asked_llm), f"no preflight on the first half: {asked_llm}"
     assert "tell me your name" in asked_llm[-1], asked_llm
+    assert all("please tell me" in text for text in asked_llm), asked_llm  # only this question's halves
     start, end = user.audio.loud_span(after=asked.end)
     answer = transcribe(user.audio.between(start - 0.2, end + 0.2))
     assert word_error_rate(NAME_ANSWER, answer) <= 0.25, answer
@@ -192,6 +195,57 @@ async def test_failing_llm_gets_an_apology_and_the_agent_stays(
     start, end = user.audio.loud_span(after=asked.end)
     reply = transcribe(user.audio.between(start - 0.2, end + 0.2)).lower()
     assert "answer right now" in reply or "can't answer" in reply, reply
+
+
+async def test_llm_dying_mid_answer_gets_an_apology_and_the_next_question_an_answer(
+    livekit_server: LocalLiveKitServer, worker: subprocess.Popen[bytes], llm_mode: ScriptedLLMServer
+) -> None:
+    """The endpoint closes the connection half-way through a streamed answer: the agent says
+    the half it got and that it lost its connection, then answers the next question normally."""
+    user = await _join(livekit_server)
+    try:
+        llm_mode.mode = "drop"
+        asked = await user.say(speak("Tell me a story."))
+        await user.wait_for_answer()
+        llm_mode.mode = "ok"
+        start, end = user.audio.loud_span(after=asked.end)
+        cut_off = transcribe(user.audio.between(start - 0.2, end + 0.2)).lower()
+        again = await user.say(speak(QUESTION))
+        await user.wait_for_answer()
+    finally:
+        await user.leave()
+    assert "story" in cut_off and "lost my connection" in cut_off and "cheering" not in cut_off, cut_off
+    start, end = user.audio.loud_span(after=again.end)
+    answer = transcribe(user.audio.between(start - 0.2, end + 0.2))
+    assert word_error_rate(NAME_ANSWER, answer) <= 0.25, answer
+
+
+async def test_a_5_s_network_drop_of_the_user_does_not_end_the_conversation(
+    livekit_server: LocalLiveKitServer, worker: subprocess.Popen[bytes]
+) -> None:
+    """The user's process is frozen for 5 s (no packet in or out, as when Wi-Fi drops), then
+    resumes: livekit reconnects, and the same session answers the next question."""
+    room = f"e2e-drop-{uuid.uuid4().hex[:6]}"
+    user = subprocess.Popen(
+        [sys.executable, "-m", "tests.remote_user", livekit_server.url, livekit_server.token("person", room)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO,
+    )  # fmt: skip
+    assert user.stdin is not None and user.stdout is not None
+    try:
+        assert await asyncio.wait_for(asyncio.to_thread(user.stdout.readline), 120) == "greeted\n"
+        user.send_signal(signal.SIGSTOP)
+        await asyncio.sleep(5)
+        user.send_signal(signal.SIGCONT)
+        user.stdin.write("ask\n")
+        user.stdin.flush()
+        reply = await asyncio.wait_for(asyncio.to_thread(user.stdout.readline), 120)
+    finally:
+        user.send_signal(signal.SIGCONT)
+        user.kill()
+        user.wait()
+    assert reply.startswith("answered"), reply
+    assert word_error_rate(NAME_ANSWER, reply.removeprefix("answered")) <= 0.25, reply
+    assert worker.poll() is None
 
 
 async def test_rejoining_user_gets_a_new_session(

@@ -48,7 +48,9 @@ async def test_driver_goes_idle_after_quiet_and_back_on_speech() -> None:
     driver = AvatarStateDriver(idle_after_s=0.05, on_label=labels.append)
     driver.attach(session)  # type: ignore[arg-type]
     session.emit("agent_state_changed", _event("listening"))
-    await asyncio.sleep(0.1)
+    async with asyncio.timeout(5):  # a busy loop may fire the 50 ms timer late, never early
+        while Label.IDLE not in labels:
+            await asyncio.sleep(0.01)
     assert labels == [Label.LISTENING, Label.IDLE]
 
     session.emit("user_state_changed", _event("speaking"))

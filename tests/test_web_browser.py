@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 import wave
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -27,23 +26,17 @@ from facetalk.agent.scripted_llm_server import ScriptedLLMServer
 from facetalk.config import LiveKitConfig
 from facetalk.livekit_server import LocalLiveKitServer, free_port
 from facetalk.personas import PersonaCatalog
-from facetalk.process import ServiceProcess
 from facetalk.simulated_user import MIC_RATE
 from facetalk.web import WebServer
 
+from .browser import CHROMIUM, CHROMIUM_FLAGS, running_facetalk_web
 from .conftest import CONFIGS, REPO, running_worker
 from .speech import speak
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
-CHROMIUM = Path("/usr/bin/chromium")
 QUESTION = "What is your name?"
 ANSWER = "My name is Nova."
-CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--use-fake-device-for-media-stream", "--autoplay-policy=no-user-gesture-required",
-]  # fmt: skip
 
 if not CHROMIUM.is_file():
     pytest.skip("Debian's chromium is not installed (make setup installs it as root)", allow_module_level=True)
@@ -97,24 +90,8 @@ def worker(
 
 @pytest.fixture(scope="module")
 def facetalk_web(livekit_server: LocalLiveKitServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``facetalk web`` as users run it, on a free port, keys from the environment."""
-    port = free_port()
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("LIVEKIT_URL", livekit_server.url)
-        env.setenv("LIVEKIT_API_KEY", livekit_server.api_key)
-        env.setenv("LIVEKIT_API_SECRET", livekit_server.api_secret)
-        service = ServiceProcess(
-            name="facetalk web",
-            args=[sys.executable, "-m", "facetalk", "web", "--port", str(port), "--personas", str(CONFIGS)],
-            ready_url=f"http://127.0.0.1:{port}/api/personas",
-            log_path=tmp_path_factory.mktemp("web") / "web.log",
-            hint="run 'make setup' to build the page",
-        )
-        service.start(timeout_s=30)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        service.stop()
+    with running_facetalk_web(livekit_server, tmp_path_factory.mktemp("web"), CONFIGS) as url:
+        yield url
 
 
 async def _video_is_playing(page: Page) -> None:
@@ -209,7 +186,7 @@ async def test_page_says_when_the_facetalk_server_is_gone(browser: Browser) -> N
 
 
 async def test_page_says_when_the_microphone_is_denied(
-    playwright: Playwright, livekit_server: LocalLiveKitServer
+    playwright: Playwright, livekit_server: LocalLiveKitServer, worker: None
 ) -> None:
     """A browser that denies the microphone gets a message saying how to allow it, and stays in the lobby."""
     browser = await playwright.chromium.launch(

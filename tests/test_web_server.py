@@ -35,9 +35,13 @@ SECRET = "facetalk-test-secret-that-must-never-leave-the-server"
 
 @pytest_asyncio.fixture
 async def web_server() -> AsyncIterator[WebServer]:
-    """The page server over configs/, with a distinctive secret to look for."""
+    """The page server over configs/, with a distinctive secret to look for.
+
+    No LiveKit server runs here, so tokens are handed out without first
+    opening the room for an agent (test_capacity covers that part).
+    """
     livekit = LiveKitConfig(url="ws://127.0.0.1:7880", api_key="testkey", api_secret=SecretStr(SECRET))
-    async with WebServer(PersonaCatalog(CONFIGS), livekit=livekit, port=0) as server:
+    async with WebServer(PersonaCatalog(CONFIGS), livekit=livekit, port=0, agent_wait_s=0) as server:
         yield server
 
 
@@ -133,7 +137,7 @@ async def test_a_token_joins_its_own_room_and_no_other(livekit_server: LocalLive
     livekit = LiveKitConfig(
         url=livekit_server.url, api_key=livekit_server.api_key, api_secret=SecretStr(livekit_server.api_secret)
     )
-    async with WebServer(PersonaCatalog(CONFIGS), livekit=livekit, port=0) as server:
+    async with WebServer(PersonaCatalog(CONFIGS), livekit=livekit, port=0, agent_wait_s=0) as server:
         _, grant = await _post_token(server, {"persona": "persona"})
 
     room = rtc.Room()

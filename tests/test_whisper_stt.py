@@ -88,13 +88,34 @@ async def test_stream_gives_interims_a_preflight_then_a_final_at_end_of_speech(
     tts: PiperTTS, stt: FasterWhisperSTT
 ) -> None:
     """Speech pushed in real time gives START, interims, a preflight in the closing
-    silence, END, then a final with the preflight's text and WER ≤ 0.2."""
+    silence, END, then a final with the preflight's text and WER ≤ 0.2.
+
+    The preflight is decoded while the VAD waits out the silence; how long that
+    decode takes depends on the machine's load, so the test holds the audio
+    after 0.15 s of silence (past the preflight point, before the VAD's 0.3 s
+    end of speech) until the preflight has arrived, as a slow decode would see
+    a long pause, and then sends the rest of the silence.
+    """
     speech = await speak(tts, LONGER)
+    rate = speech.sample_rate
     pcm = padded(speech, 0.5, 1.0)
+    held_at = int((0.5 + speech.duration + 0.15) * rate)
     stream = stt.stream()
-    pusher = asyncio.create_task(push_realtime(stream, pcm, speech.sample_rate))
-    events = await collect(stream)
-    await pusher
+    events: list[SpeechEvent] = []
+    preflight = asyncio.Event()
+
+    async def read() -> None:
+        async for event in stream:
+            events.append(event)
+            if event.type == SpeechEventType.PREFLIGHT_TRANSCRIPT:
+                preflight.set()
+        await stream.aclose()
+
+    reader = asyncio.create_task(read())
+    await push_realtime(stream, pcm[:held_at], rate, end=False)
+    await asyncio.wait_for(preflight.wait(), timeout=30)
+    await push_realtime(stream, pcm[held_at:], rate)
+    await asyncio.wait_for(reader, timeout=30)
 
     kinds = [ev.type for ev in events]
     assert kinds[0] == SpeechEventType.START_OF_SPEECH

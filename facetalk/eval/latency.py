@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -30,7 +31,7 @@ from .measures import JoinResult, TurnResult, measure_join, measure_turn, voiced
 from .mouth import MouthRegion
 from .script import ScriptTurn, turn_audio
 
-__all__ = ["LatencyRun", "SCRIPTED_ANSWERS", "run_latency_eval"]
+__all__ = ["LatencyRun", "SCRIPTED_ANSWERS", "local_stack", "run_latency_eval", "work_folder"]
 
 SCRIPTED_ANSWERS = {
     "name": "My name is Astra.",
@@ -64,10 +65,10 @@ def _llm_section(llm: str, scripted: ScriptedLLMServer | None) -> dict:
 
 
 @contextlib.asynccontextmanager
-async def _local_stack(
+async def local_stack(
     llm: str, persona: Path, pipeline: Path, folder: Path
-) -> AsyncIterator[LocalLiveKitServer]:
-    """A local LiveKit server and worker (and the scripted LLM, if asked for)."""
+) -> AsyncIterator[tuple[LocalLiveKitServer, subprocess.Popen[bytes]]]:
+    """A local LiveKit server and worker process (and the scripted LLM, if asked for)."""
     async with contextlib.AsyncExitStack() as stack:
         scripted = None
         if llm == "scripted":
@@ -75,7 +76,7 @@ async def _local_stack(
                 ScriptedLLMServer(rules=SCRIPTED_ANSWERS, default=SCRIPTED_DEFAULT)
             )
         server = stack.enter_context(LocalLiveKitServer(log_path=folder / "livekit-server.log"))
-        stack.enter_context(
+        worker = stack.enter_context(
             running_worker(
                 server,
                 {"llm": _llm_section(llm, scripted)},
@@ -85,7 +86,7 @@ async def _local_stack(
                 show_log=False,
             )
         )
-        yield server
+        yield server, worker
 
 
 async def _converse(
@@ -165,8 +166,8 @@ async def run_latency_eval(
 
     if server is not None:
         return await measure(server)
-    with _work_dir(work_dir) as folder:
-        async with _local_stack(llm, persona, pipeline, folder) as live:
+    with work_folder(work_dir) as folder:
+        async with local_stack(llm, persona, pipeline, folder) as (live, _):
             return await measure(live)
 
 
@@ -179,7 +180,8 @@ def _cycle(script: Sequence[ScriptTurn], n: int) -> list[ScriptTurn]:
 
 
 @contextlib.contextmanager
-def _work_dir(folder: Path | None) -> Iterator[Path]:
+def work_folder(folder: Path | None) -> Iterator[Path]:
+    """``folder`` (created), or a temporary one removed afterwards."""
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
         yield folder

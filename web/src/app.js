@@ -7,7 +7,7 @@ import {
   Track,
 } from 'livekit-client';
 
-import { fetchPersonas, fetchToken, ReadableError } from './api.js';
+import { BusyError, fetchPersonas, fetchToken, ReadableError } from './api.js';
 import { LatencyReadout, METRICS_TOPIC } from './latency.js';
 import { Transcript, TRANSCRIPTION_TOPIC } from './transcript.js';
 
@@ -20,6 +20,15 @@ const STATE_LABELS = {
   speaking: 'speaking',
 };
 
+// Waiting for a free avatar is bounded: this many tries, `retry_after_s` apart.
+const MAX_WAIT_TRIES = 40;
+// The avatar sends frames all the time, listening or speaking: once playing, this
+// long without a new frame means its worker is gone (LiveKit itself notices only
+// after about 20 s), and the call ends with a message rather than in silence.
+const STALL_S = 4;
+const AGENT_GONE =
+  'The avatar stopped responding (its worker went away). Join again to talk to a new one.';
+
 const $ = (id) => document.getElementById(id);
 
 function findElements() {
@@ -29,6 +38,9 @@ function findElements() {
     lobby: $('lobby'),
     personas: $('personas'),
     join: $('join'),
+    busy: $('busy'),
+    busyMessage: $('busy-message'),
+    wait: $('wait'),
     call: $('call'),
     video: $('avatar'),
     state: $('state'),
@@ -69,6 +81,8 @@ class CallPage {
     this.ui = ui;
     this.chosen = null; // {id, name, …} of the picked persona
     this.room = null; // the Room of the call on screen, if any
+    this.waiting = null; // {stop: boolean} while waiting for a free avatar
+    this.busyRoom = null; // the room of the last "busy" answer; its agent may still come
     this.latency = new LatencyReadout(ui.latency);
     this.transcript = new Transcript(ui.transcript, (who, final) => {
       if (who === 'user' && final) this.latency.userFinished();
@@ -78,6 +92,7 @@ class CallPage {
 
   start() {
     this.ui.join.addEventListener('click', () => this.join());
+    this.ui.wait.addEventListener('click', () => (this.waiting ? this.stopWaiting() : this.waitForAvatar()));
     this.ui.mute.addEventListener('click', () => this.toggleMute());
     this.ui.leave.addEventListener('click', () => this.leave());
     fetchPersonas().then(
@@ -158,7 +173,7 @@ class CallPage {
       if (participant.isAgent && AGENT_STATE in changed) this.setAgentState(changed[AGENT_STATE]);
     });
     joined.on(RoomEvent.ParticipantDisconnected, (participant) => {
-      if (participant.isAgent) this.setAgentState('left');
+      if (participant.isAgent && joined === this.room) this.agentGone(joined);
     });
     joined.on(RoomEvent.Disconnected, () => {
       // Only a call still on screen ends here; leave() and failJoin() have moved on already.
@@ -177,14 +192,72 @@ class CallPage {
 
   async join() {
     this.showError('');
+    this.showBusy('');
     this.ui.join.disabled = true;
     this.setConnection('getting a token…');
     let grant;
     try {
       grant = await fetchToken(this.chosen.id);
     } catch (error) {
+      if (error instanceof BusyError) return this.offerToWait(error);
       return this.failJoin(error instanceof ReadableError ? error.message : String(error));
     }
+    await this.connect(grant);
+  }
+
+  // --- all avatars busy --------------------------------------------------------
+
+  showBusy(message) {
+    this.ui.busyMessage.textContent = message;
+    this.ui.busy.hidden = !message;
+  }
+
+  offerToWait(busy) {
+    this.busyRoom = busy.room;
+    this.showBusy(`${busy.message} You can wait for one to free up.`);
+    this.ui.wait.textContent = 'Wait for a free avatar';
+    this.setConnection('not connected');
+    this.ui.join.disabled = false;
+  }
+
+  /** Ask for a token every `retry_after_s` until an avatar is free, the user stops, or the tries run out. */
+  async waitForAvatar() {
+    const waiting = { stop: false };
+    this.waiting = waiting;
+    this.ui.join.disabled = true;
+    this.ui.wait.textContent = 'Stop waiting';
+    let grant = null;
+    for (let attempt = 1; attempt <= MAX_WAIT_TRIES && !waiting.stop && !grant; attempt += 1) {
+      this.showBusy(`All avatars are busy. Waiting for one to free up… (try ${attempt} of ${MAX_WAIT_TRIES})`);
+      try {
+        grant = await fetchToken(this.chosen.id, this.busyRoom);
+      } catch (error) {
+        if (error instanceof BusyError) this.busyRoom = error.room;
+        if (!(error instanceof BusyError)) {
+          this.waiting = null;
+          this.showBusy('');
+          return this.failJoin(error instanceof ReadableError ? error.message : String(error));
+        }
+        await new Promise((resolve) => setTimeout(resolve, error.retryAfterS * 1000));
+      }
+    }
+    this.waiting = null;
+    if (grant && !waiting.stop) {
+      this.showBusy('');
+      return this.connect(grant);
+    }
+    this.ui.join.disabled = false;
+    this.ui.wait.textContent = 'Wait for a free avatar';
+    this.showBusy(waiting.stop ? '' : 'No avatar became free while you waited. Please try again later.');
+  }
+
+  stopWaiting() {
+    if (this.waiting) this.waiting.stop = true;
+  }
+
+  // --- joining the room --------------------------------------------------------
+
+  async connect(grant) {
     this.room = new Room();
     this.watchRoom(this.room);
     this.setConnection(`connecting to ${grant.url}…`);
@@ -210,7 +283,35 @@ class CallPage {
     this.ui.join.disabled = false;
   }
 
+  /** Ends the call when the avatar's video has stopped for STALL_S (checked every second). */
+  watchVideo(joined) {
+    let frames = 0;
+    let changed = Date.now();
+    const check = setInterval(() => {
+      if (joined !== this.room) return clearInterval(check);
+      if (document.hidden) {
+        changed = Date.now(); // a hidden tab may not decode video: no verdict
+        return;
+      }
+      const now = this.ui.video.getVideoPlaybackQuality().totalVideoFrames;
+      if (now !== frames) {
+        frames = now;
+        changed = Date.now();
+      } else if (frames > 0 && Date.now() - changed > STALL_S * 1000) {
+        clearInterval(check);
+        this.agentGone(joined);
+      }
+    }, 1000);
+  }
+
+  async agentGone(joined) {
+    this.endCall('The avatar left the call.');
+    this.showError(AGENT_GONE);
+    await joined.disconnect();
+  }
+
   enterCall(roomName) {
+    this.watchVideo(this.room);
     this.transcript.clear();
     this.latency.reset();
     this.setAgentState('waiting');
