@@ -1,4 +1,4 @@
-"""The training commands: ``facetalk train vae|teacher|distill`` and ``facetalk eval generator``.
+"""The training commands: ``facetalk train vae|teacher|distill|decoder`` and ``facetalk eval generator``.
 
 Registered into the ``facetalk`` app by ``facetalk/cli.py``. torch and the
 training package are imported inside the commands, so ``facetalk --help``
@@ -20,7 +20,7 @@ from ..errors import FaceTalkError
 
 __all__ = ["eval_generator_command", "train_app"]
 
-train_app = typer.Typer(help="Train the diffusion engine (vae → teacher → distill).", no_args_is_help=True)
+train_app = typer.Typer(help="Train the diffusion engine (vae → teacher → distill; decoder).", no_args_is_help=True)
 console = Console()
 
 Data = Annotated[Path, typer.Option(help="Dataset folder (facetalk data synth/build).")]
@@ -131,6 +131,32 @@ def train_distill(data: Data, out: Out,
     task = DistillTask(config, teacher=teacher_folder, device=dev, guidance=guidance, ema_decay=ema_decay)
     _report(train(task, clips, out, options, config=config.name, max_frames=config.max_clip_frames, resume=resume,
                   meta={"data": str(data), "teacher": str(teacher_folder)}))
+
+
+@train_app.command("decoder")
+@reports_errors
+def train_decoder(data: Data, out: Out,
+                  checkpoint: Annotated[Path | None, typer.Option(help="Engine checkpoint whose VAE decoder is distilled; default: the bundled one (tiny).")] = None,
+                  config_name: Config = "tiny", steps: Steps = 1500, batch_size: BatchSize = 2, lr: Lr = 2e-3,
+                  checkpoint_every: Every = 250, seed: Seed = 0, device: Device = "cpu", resume: Resume = False,
+                  quiet: Quiet = False, save_optimizer: SaveOptimizer = "true") -> None:
+    """Distil a light (TAESD-shaped) decoder from the engine's KL decoder; prints its PSNR against it."""
+    import torch
+
+    from .diffusion.engine import BUNDLED_CHECKPOINT
+    from .train.decoder import DecoderTask, light_decoder_psnr
+    from .train.trainer import train
+
+    config, dev, clips, options = _setup(data, config_name, device, steps, batch_size, lr, checkpoint_every, seed,
+                                         quiet, save_optimizer, fixed_fraction=1.0)
+    if checkpoint is None and config.name != "tiny":
+        raise FaceTalkError(f"no bundled checkpoint for {config.name!r}", hint="pass --checkpoint with its VAE")
+    task = DecoderTask(config, checkpoint=checkpoint or BUNDLED_CHECKPOINT, device=dev, seed=seed)
+    _report(train(task, clips, out, options, config=config.name, max_frames=config.max_clip_frames, resume=resume,
+                  meta={"data": str(data), "checkpoint": str(checkpoint or BUNDLED_CHECKPOINT)}))
+    frames = torch.from_numpy(clips.held_out_frames()).to(dev)
+    console.print(f"light decoder vs KL decoder on {len(frames)} held-out frames: "
+                  f"{light_decoder_psnr(task.decoder.eval(), task.vae, frames)} dB PSNR", highlight=False)
 
 
 @reports_errors

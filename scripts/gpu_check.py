@@ -144,14 +144,16 @@ def _engine(torch: Any, pack: Any, config: str, device: str, *, light_decoder: b
     cfg = get_config(config)
     with torch.device(device):
         models = build_models(cfg, seed=0)
-    if light_decoder:
+    decoder = None
+    if light_decoder:  # random weights, as the rest: its speed is what is measured
         from facetalk.avatar.diffusion.light_decoder import LightDecoder
 
         with torch.device(device):
-            models = dataclasses.replace(models, vae=LightDecoder.for_config(cfg).attach(models.vae))
+            decoder = LightDecoder.for_config(cfg)
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats(device)
-    return DiffusionEngine(pack, options=DiffusionOptions(config=config, devices=(device,), **options), models=models)
+    return DiffusionEngine(pack, options=DiffusionOptions(config=config, devices=(device,), **options), models=models,
+                           light_decoder=decoder)
 
 
 def _measure(torch: Any, pack: Any, config: str, device: str, seconds: float, **options: Any) -> tuple[dict[str, Any], Any]:

@@ -181,6 +181,31 @@ def test_int8_on_the_cpu_needs_fp32(pack: PersonaPack) -> None:
 
 # As if not installed: `import av` raises ModuleNotFoundError and importlib.util.find_spec("av") is None
 # (which is how diffusers and transformers probe optional packages).
+def test_torchao_weight_only_int8_runs_the_engine(pack: PersonaPack) -> None:
+    """torchao's int8 weight-only (the GPU path) quantizes the UNets' linears and the engine still renders
+    frames close to the unquantized ones (checked here on the CPU, where torchao also runs it)."""
+    pytest.importorskip("torchao")
+    from facetalk.avatar.diffusion.quantize import quantize_weights
+
+    plain = DiffusionEngine(pack, options=DiffusionOptions(seed=2), models=build_models(get_config("tiny")))
+    models = quantize_weights(build_models(get_config("tiny")), "int8")
+    assert "Int8" in type(models.unet.backbone.down_blocks[0].attentions[0].transformer_blocks[0].attn1.to_q.weight
+                          ).__name__
+    int8 = DiffusionEngine(pack, options=DiffusionOptions(seed=2), models=models)
+    assert _psnr(_frames(int8, (2, 4)), _frames(plain, (2, 4))) > 30
+
+
+def test_gpu_quantization_without_torchao_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    """int8/fp8 on a GPU need torchao: without it, the error names the install command."""
+    from facetalk.avatar.diffusion.quantize import quantize_weights
+
+    monkeypatch.setitem(sys.modules, "torchao", None)
+    monkeypatch.setitem(sys.modules, "torchao.quantization", None)
+    with pytest.raises(FaceTalkError, match="needs torchao") as error:
+        quantize_weights(build_models(get_config("tiny")), "fp8")
+    assert "pip install" in error.value.hint
+
+
 _BLOCK = "import sys\nsys.modules.update(dict.fromkeys(['livekit', 'av', 'ai_edge_litert']))\n"
 
 

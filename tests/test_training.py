@@ -178,6 +178,25 @@ def test_weights_only_checkpoints_and_models_in_memory(dataset: Path, clips: Tra
     assert out.exit_code != 0 and "--save-optimizer false" in out.output
 
 
+def test_light_decoder_distils_the_kl_decoder(clips: TrainingClips, tmp_path: Path) -> None:
+    """The decoder task pulls a TAESD-shaped decoder towards the bundled VAE's KL decode on held-out frames,
+    and exports a folder that loads for its config only."""
+    from facetalk.avatar.diffusion.engine import BUNDLED_CHECKPOINT
+    from facetalk.avatar.diffusion.light_decoder import load_light_decoder
+    from facetalk.avatar.train.decoder import DecoderTask, light_decoder_psnr
+
+    task = DecoderTask(TINY, checkpoint=BUNDLED_CHECKPOINT, device=CPU)
+    frames = torch.from_numpy(clips.held_out_frames(16))
+    before = light_decoder_psnr(task.decoder.eval(), task.vae, frames)
+    options = TrainOptions(steps=60, lr=2e-3, **{**QUICK, "checkpoint_every": 60})
+    result = train(task, clips, tmp_path / "decoder", options, config="tiny", max_frames=8)
+    assert light_decoder_psnr(task.decoder.eval(), task.vae, frames) > before + 3
+    assert load_light_decoder(result.final, TINY).config.engine_config == "tiny"
+    with pytest.raises(FaceTalkError, match="light decoder for 'tiny', not 'base-384'") as error:
+        load_light_decoder(result.final, get_config("base-384"))
+    assert "facetalk train decoder --config base-384" in error.value.hint
+
+
 def test_bad_inputs(clips: TrainingClips, vae_run: Path, tmp_path: Path) -> None:
     """A missing dataset, another config's checkpoint, and a mismatched or clobbered run are FaceTalkErrors."""
     with pytest.raises(FaceTalkError, match="not a FaceTalk dataset"):

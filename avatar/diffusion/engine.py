@@ -12,6 +12,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -30,6 +31,7 @@ from .components import DiffusionModels, build_models
 from .configs import DiffusionConfig, get_config
 from .drift import DriftGuard
 from .expression import posed_reference
+from .light_decoder import BUNDLED_LIGHT_DECODER, LightDecoder, load_light_decoder
 from .clip_runner import ClipAudio, ClipLatents, ClipRunner, clip_lengths
 from .pipeline import ReferenceState, TalkingFacePipeline
 from .precision import Dtype, Quantization, check_dtype, check_quantization
@@ -60,6 +62,8 @@ class DiffusionOptions:
         quantize: ``none``; ``int8`` (dynamic on the CPU, torchao weight-only on a GPU);
             ``fp8`` (torchao, Ada/Hopper GPUs): the denoiser's and ReferenceNet's linears.
         graphs: capture each clip length as CUDA graphs at start-up (``None``: on CUDA devices).
+        decoder: ``kl`` (the VAE's decoder) or ``light`` (a TAESD-shaped decoder distilled from it).
+        decoder_checkpoint: the light decoder's folder; ``None``: the bundled one (``tiny`` only).
         drift: the long-duration guards.
         seed: weights (when random) and sampling noise (drawn on the denoising device).
     """
@@ -73,6 +77,8 @@ class DiffusionOptions:
     dtype: Dtype | None = None
     quantize: Quantization = "none"
     graphs: bool | None = None
+    decoder: Literal["kl", "light"] = "kl"
+    decoder_checkpoint: Path | None = None
     drift: DriftGuard = field(default_factory=DriftGuard)
     seed: int = 0
 
@@ -124,14 +130,18 @@ class DiffusionEngine:
         options: models, sampling, devices, precision, quantization, drift guards.
         expression: initial expression controls (usually the persona's).
         models: already-built models (tests, training); otherwise per ``options``.
+            The pipeline moves and casts them in place: pass a copy to keep the originals.
+        light_decoder: an already-built light decoder; otherwise per ``options.decoder``.
 
     Raises:
         FaceTalkError: unknown config, missing or mismatched checkpoint, bad
-            step count, nonexistent device, a dtype or quantization the device cannot run.
+            step count, nonexistent device, a dtype or quantization the device cannot run,
+            a light decoder for another config.
     """
 
     def __init__(self, pack: PersonaPack, *, options: DiffusionOptions | None = None,
-                 expression: Expression | None = None, models: DiffusionModels | None = None) -> None:
+                 expression: Expression | None = None, models: DiffusionModels | None = None,
+                 light_decoder: LightDecoder | None = None) -> None:
         self.options = options = options or DiffusionOptions()
         self.config = get_config(options.config)
         if not 1 <= len(options.devices) <= 2:
@@ -140,10 +150,13 @@ class DiffusionEngine:
         dtype = check_dtype(options.dtype, devices[0])
         check_dtype(options.dtype, devices[-1])
         quantization = check_quantization(options.quantize, devices[0])
+        if light_decoder is None and options.decoder == "light":  # before the models: a wrong one fails fast
+            light_decoder = load_light_decoder(options.decoder_checkpoint or BUNDLED_LIGHT_DECODER, self.config)
         models = models if models is not None else _load_models(self.config, options)
         self.pipeline = TalkingFacePipeline(quantize(models, quantization, devices[0], dtype), self.config,
                                             sampler=options.sampler, steps=options.steps, device=devices[0],
-                                            decode_device=devices[-1], dtype=dtype, drift=options.drift)
+                                            decode_device=devices[-1], dtype=dtype, drift=options.drift,
+                                            decoder=light_decoder)
         self.pack = pack
         self.width = self.height = pack.resolution
         self._renderer = CpuRenderer(pack)

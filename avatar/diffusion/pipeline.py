@@ -32,6 +32,7 @@ from ..labels import Label
 from .components import DiffusionModels
 from .configs import AUDIO_FEATURES, DiffusionConfig
 from .drift import DriftGuard
+from .light_decoder import LightDecoder
 from .reference_attention import ReferenceBank, install_reference_attention
 from .sampling import Sampler, make_scheduler, plan_steps
 
@@ -100,12 +101,13 @@ class TalkingFacePipeline:
         decode_device: where the VAE runs (a second GPU in pipeline mode); default ``device``.
         dtype: the models' dtype (float32, bfloat16 or float16).
         drift: the long-duration guards applied to the motion frames.
+        decoder: a light decoder used instead of the VAE's decoder (the VAE still encodes the reference).
     """
 
     def __init__(self, models: DiffusionModels, config: DiffusionConfig, *, sampler: Sampler = "lcm",
                  steps: int = 2, device: str | torch.device = "cpu",
                  decode_device: str | torch.device | None = None, dtype: torch.dtype = torch.float32,
-                 drift: DriftGuard | None = None) -> None:
+                 drift: DriftGuard | None = None, decoder: LightDecoder | None = None) -> None:
         self.models, self.config = models, config
         self.device = torch.device(device)
         self.decode_device = torch.device(decode_device or device)
@@ -114,6 +116,9 @@ class TalkingFacePipeline:
         for name, model in models.items():
             # nn.Module's own to(): diffusers' override warns on every dtype cast, even with no fp32 modules.
             torch.nn.Module.to(model, device=self.decode_device if name == "vae" else self.device, dtype=dtype)
+        self.decoder = decoder
+        if decoder is not None:
+            torch.nn.Module.to(decoder.eval(), device=self.decode_device, dtype=dtype)
         self.bank = ReferenceBank()
         install_reference_attention(models.reference_net.backbone, self.bank, "write")
         install_reference_attention(models.unet.backbone, self.bank, "read")
@@ -226,6 +231,8 @@ class TalkingFacePipeline:
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """``(1, C, F, h, w)`` latents → ``(F, 3, H, W)`` float32 in [-1, 1] on ``decode_device``."""
         z = latents[0].permute(1, 0, 2, 3).to(self.decode_device)
+        if self.decoder is not None:
+            return self.decoder(z.to(self.dtype)).float().clamp(-1.0, 1.0)
         vae = self.models.vae
         if isinstance(vae, AutoencoderKL):
             z = z / vae.config.scaling_factor

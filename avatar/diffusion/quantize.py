@@ -26,7 +26,7 @@ from ...errors import FaceTalkError
 from .components import DiffusionModels
 from .precision import Quantization
 
-__all__ = ["quantize", "quantize_int8"]
+__all__ = ["quantize", "quantize_int8", "quantize_weights"]
 
 
 def quantize(models: DiffusionModels, kind: Quantization, device: torch.device, dtype: torch.dtype) -> DiffusionModels:
@@ -42,11 +42,17 @@ def quantize(models: DiffusionModels, kind: Quantization, device: torch.device, 
             raise FaceTalkError("dynamic int8 on the CPU quantizes fp32 activations",
                                 hint="use --dtype fp32 with --quantize int8 on the CPU")
         return quantize_int8(models)
+    for model in (models.unet, models.reference_net):
+        torch.nn.Module.to(model, device=device, dtype=dtype)  # diffusers' to() warns on dtype casts
+    return quantize_weights(models, kind)
+
+
+def quantize_weights(models: DiffusionModels, kind: Quantization) -> DiffusionModels:
+    """torchao's ``kind`` quantization of ``unet``'s and ``reference_net``'s linears, in place, where they are."""
     config = _torchao_config(kind)
     from torchao.quantization import quantize_
 
     for model in (models.unet, models.reference_net):
-        torch.nn.Module.to(model, device=device, dtype=dtype)  # diffusers' to() warns on dtype casts
         quantize_(model, config, filter_fn=_quantizable)
     return models
 
