@@ -66,7 +66,10 @@ def create_video_generator(persona: PersonaConfig, avatar: AvatarConfig, *, seed
     if avatar.engine == "diffusion":
         from .diffusion import DiffusionEngine, DiffusionOptions  # needs the diffusion extra
 
-        diffusion = DiffusionEngine(pack, options=DiffusionOptions.for_checkpoint(avatar.checkpoint, seed=seed),
+        options = DiffusionOptions.for_checkpoint(avatar.checkpoint, seed=seed, devices=tuple(avatar.devices),
+                                                  dtype=avatar.dtype, decoder=avatar.decoder,
+                                                  decoder_checkpoint=avatar.decoder_checkpoint)
+        diffusion = DiffusionEngine(pack, options=options,
                                     expression=persona.expression)
         return AvatarVideoGenerator(diffusion, fps=avatar.fps, expression=persona.expression,
                                     max_clip_frames=diffusion.max_clip_frames)

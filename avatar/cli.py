@@ -137,6 +137,7 @@ def bench_avatar_command(
     dtype: Annotated[str | None, typer.Option(help="Diffusion: bf16, fp16 or fp32 (default: bf16 on GPUs, fp32 on the CPU).")] = None,
     quantize: Annotated[str, typer.Option(help="Diffusion: none, int8 or fp8 (UNet and ReferenceNet linears).")] = "none",
     graphs: Annotated[bool | None, typer.Option("--graphs/--no-graphs", help="Diffusion: CUDA graphs per clip length (default: on CUDA).")] = None,
+    decoder: Annotated[str, typer.Option(help="Diffusion: kl (the VAE's decoder) or light (the distilled one).")] = "kl",
     extras: Annotated[bool, typer.Option("--extras/--no-extras", help="Diffusion: also int8, staged threads and the drift soak.")] = True,
     checkpoint: Annotated[Path | None, typer.Option(help="Diffusion: checkpoint folder; random weights if unset.")] = None,
     soak: Annotated[float, typer.Option(help="Diffusion: seconds of content for the drift soak.")] = 20.0,
@@ -161,8 +162,8 @@ def bench_avatar_command(
             raise FaceTalkError(f"unknown GPU {project_gpu!r}", hint=f"use one of: {', '.join(GPUS)}")
         result = dataclasses.asdict(bench_diffusion(
             pack, config=config_name, steps=steps, devices=tuple(d.strip() for d in devices.split(",")),
-            dtype=dtype, quantize=quantize, graphs=graphs, checkpoint=checkpoint, fps=fps,  # type: ignore[arg-type]
-            seconds=min(seconds, 8.0), soak_s=soak, extras=extras, gpu=project_gpu))
+            dtype=dtype, quantize=quantize, graphs=graphs, decoder=decoder, checkpoint=checkpoint,  # type: ignore[arg-type]
+            fps=fps, seconds=min(seconds, 8.0), soak_s=soak, extras=extras, gpu=project_gpu))
     else:
         result = dataclasses.asdict(bench_avatar(pack, speak(), seconds=seconds, fps=fps,
                                                  expression=config.expression))

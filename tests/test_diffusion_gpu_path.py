@@ -76,6 +76,18 @@ def test_bf16_matches_fp32_on_the_shipped_checkpoint(pack: PersonaPack) -> None:
     assert _psnr(_frames(bf16), _frames(fp32)) >= 35.0
 
 
+def test_light_decoder_replaces_the_kl_decode(pack: PersonaPack) -> None:
+    """decoder: light decodes with the shipped light decoder (tiny), close to the KL decoder's frames;
+    another config refuses it before building any model."""
+    kl = DiffusionEngine(pack, options=DiffusionOptions(seed=1))
+    light = DiffusionEngine(pack, options=DiffusionOptions(seed=1, decoder="light"))
+    assert light.pipeline.decoder is not None and kl.pipeline.decoder is None
+    assert _psnr(_frames(light, (4, 4)), _frames(kl, (4, 4))) > 24
+    with pytest.raises(FaceTalkError, match="light decoder for 'tiny', not 'base-512'") as error:
+        DiffusionEngine(pack, options=DiffusionOptions(config="base-512", decoder="light"))
+    assert "facetalk train decoder --config base-512" in error.value.hint
+
+
 def test_cpu_defaults_to_fp32() -> None:
     """Without a dtype the CPU runs fp32."""
     assert precision.check_dtype(None, torch.device("cpu")) == torch.float32

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -96,7 +97,7 @@ class DiffusionBenchResult:
     Attributes:
         engine, config, steps, resolution (generated side, px), fps (the clip frame rate asked for).
         devices: the devices (denoise, decode); dtype: the models' dtype; quantize: none/int8/fp8;
-            graphs: whether each clip length ran as captured CUDA graphs.
+            decoder: kl or light; graphs: whether each clip length ran as captured CUDA graphs.
         gen_fps: frames generated per wall-clock second in max-length clips, sequential.
         first_clip_ms: median time to render a one-frame first clip (engine only, frames on the host).
         first_clip_4_ms: the same for a four-frame first clip.
@@ -106,7 +107,7 @@ class DiffusionBenchResult:
             (CUDA: torch's sync debug mode; CPU: counted tensor methods, see :mod:`.host_syncs`).
         host_draws_per_clip: random draws per clip not made on the denoising device's generator.
         startup_s: seconds the engine took to prepare (capture) every clip length.
-        psnr_vs_fp32_db: PSNR of these frames against the fp32, unquantized path (same seed and clips);
+        psnr_vs_fp32_db: PSNR of these frames against the fp32, unquantized, KL-decoded path (same seed and clips);
             ``None`` when this run is that path.
         params: parameters of all five models.
         flops_per_frame: counted FLOPs per frame in max-length clips (torch's flop counter).
@@ -130,6 +131,7 @@ class DiffusionBenchResult:
     devices: list[str]
     dtype: str
     quantize: str
+    decoder: str
     graphs: bool
     gen_fps: float
     first_clip_ms: float
@@ -249,12 +251,12 @@ def project_gpu(gpu: str, *, config: str = "base-512", steps: int = 2) -> GpuPro
 
 def bench_diffusion(pack: PersonaPack, *, config: str = "tiny", steps: int = 2, devices: tuple[str, ...] = ("cpu",),
                     dtype: Dtype | None = None, quantize: Quantization = "none", graphs: bool | None = None,
-                    checkpoint: Path | None = None, fps: int = 25, seconds: float = 8.0, soak_s: float = 20.0,
+                    decoder: Literal["kl", "light"] = "kl", checkpoint: Path | None = None, fps: int = 25, seconds: float = 8.0, soak_s: float = 20.0,
                     extras: bool = True, threads: int = 1, gpu: str | None = None, seed: int = 0,
                     ) -> DiffusionBenchResult:
     """Measure the diffusion engine on synthetic speech features (see :class:`DiffusionBenchResult`)."""
     options = DiffusionOptions(config=config, checkpoint=checkpoint, steps=steps, devices=devices, dtype=dtype,
-                               quantize=quantize, graphs=graphs, seed=seed)
+                               quantize=quantize, graphs=graphs, decoder=decoder, seed=seed)
     cfg = get_config(config)
     device = check_device(devices[0])
     projection = project_gpu(gpu, steps=steps) if gpu else None
@@ -272,12 +274,13 @@ def bench_diffusion(pack: PersonaPack, *, config: str = "tiny", steps: int = 2, 
         stages = stage_ms(engine, jobs[0])
         round_trips = host_round_trips(engine, jobs[:4])
         # 2. The fp32, unquantized path on the same clips and seed.
-        fp32_path = engine.pipeline.dtype == torch.float32 and quantize == "none"
-        reference = frames if fp32_path else render_jobs(make(dtype="fp32", quantize="none"), jobs, seed=seed)[1]
+        fp32_path = engine.pipeline.dtype == torch.float32 and quantize == "none" and decoder == "kl"
+        reference = frames if fp32_path else render_jobs(make(dtype="fp32", quantize="none", decoder="kl"), jobs,
+                                                         seed=seed)[1]
         result = DiffusionBenchResult(
             engine="diffusion", config=config, steps=steps, resolution=cfg.resolution, fps=fps,
             devices=list(devices), dtype=next(k for k, v in DTYPES.items() if v == engine.pipeline.dtype),
-            quantize=quantize, graphs=engine.clips.graphs, gen_fps=round(len(frames) / seq_s, 1),
+            quantize=quantize, decoder=decoder, graphs=engine.clips.graphs, gen_fps=round(len(frames) / seq_s, 1),
             first_clip_ms=first_1, first_clip_4_ms=first_4, stage_ms=stages,
             peak_gpu_mb=round(torch.cuda.max_memory_allocated(device) / 2**20, 1) if device.type == "cuda" else None,
             host_syncs_per_clip=round(round_trips.syncs / 4, 2),

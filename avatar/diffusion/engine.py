@@ -150,6 +150,8 @@ class DiffusionEngine:
         dtype = check_dtype(options.dtype, devices[0])
         check_dtype(options.dtype, devices[-1])
         quantization = check_quantization(options.quantize, devices[0])
+        if options.decoder not in ("kl", "light"):
+            raise FaceTalkError(f"unknown decoder {options.decoder!r}", hint="use kl (the VAE's) or light")
         if light_decoder is None and options.decoder == "light":  # before the models: a wrong one fails fast
             light_decoder = load_light_decoder(options.decoder_checkpoint or BUNDLED_LIGHT_DECODER, self.config)
         models = models if models is not None else _load_models(self.config, options)
