@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,6 @@ from facetalk.avatar.audio import AudioFeatures  # noqa: E402
 from facetalk.avatar.diffusion import (  # noqa: E402
     DiffusionEngine,
     DiffusionOptions,
-    TalkingFacePipeline,
     build_models,
     get_config,
     load_checkpoint,
@@ -37,13 +35,7 @@ TINY = get_config("tiny")
 SPEECH = [AudioFeatures(0.9, 0.6, 0.2), AudioFeatures(0.1, 0.3, 0.0)] * 4
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """One intra-op thread: tiny models only lose from threading on a shared 2-core box."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
 from facetalk.avatar.audio import AudioFeatures  # noqa: E402
-from facetalk.avatar.diffusion import DiffusionEngine, DiffusionOptions, DriftGuard, build_models, get_config  # noqa: E402
+from facetalk.avatar.diffusion import DiffusionEngine, DiffusionOptions, build_models, get_config  # noqa: E402
 from facetalk.avatar.diffusion import precision  # noqa: E402
 from facetalk.avatar.diffusion.clip_runner import clip_lengths  # noqa: E402
 from facetalk.avatar.diffusion.host_syncs import count_host_syncs  # noqa: E402
@@ -30,12 +29,7 @@ PORTRAIT = REPO / "configs" / "portraits" / "astronaut.png"
 SPEECH = [AudioFeatures(0.9, 0.6, 0.2), AudioFeatures(0.1, 0.3, 0.0), AudioFeatures(0.5, 0.8, 0.3)] * 6
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,8 +68,15 @@ class ClipLatents:
     ready: torch.cuda.Event | None = None
 
 
-def _on(stream: torch.cuda.Stream | None) -> contextlib.AbstractContextManager[object]:
-    return torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext()
+@contextlib.contextmanager
+def _on(stream: torch.cuda.Stream | None) -> Iterator[None]:
+    """Run the block's device work on ``stream``, after what the caller had queued on its own stream."""
+    if stream is None:
+        yield
+        return
+    stream.wait_stream(torch.cuda.current_stream(stream.device))
+    with torch.cuda.stream(stream):
+        yield
 
 
 def _capture(run: Callable[[], torch.Tensor], stream: torch.cuda.Stream) -> Callable[[], torch.Tensor]:
@@ -161,6 +168,8 @@ class ClipRunner:
         length, motion_count = len(audio.windows), self.pipeline.config.motion_frames
         inputs = self._inputs[length]
         with _on(self._denoise_stream):
+            if self._denoise_stream is not None:
+                previous.record_stream(self._denoise_stream)  # it may come from the caller's stream
             self.pipeline.fill(inputs, audio.windows, label, previous, generator)
             latents = self._denoise[length]().clone()
             motion = torch.cat([previous, latents[:, :, :audio.frames]], dim=2)[:, :, -motion_count:]

@@ -60,11 +60,15 @@ def count_host_syncs(device: torch.device) -> Iterator[HostSyncs]:
             stack.enter_context(_cuda_sync_warnings(counts))
         else:
             for name in _SYNC_METHODS:
-                stack.enter_context(_wrapped(torch.Tensor, name, _sync_counter(counts, name)))
+                stack.enter_context(_wrapped(torch.Tensor, name, _counting(
+                    counts, f"Tensor.{name}", "syncs", lambda *args, **kwargs: True)))
         for name in _ALLOCATING_DRAWS:
-            stack.enter_context(_wrapped(torch, name, _allocating_draw_counter(counts, name)))
+            stack.enter_context(_wrapped(torch, name, _counting(
+                counts, f"torch.{name} (generator and device not both given)", "host_draws", _draw_off_device)))
         for name in _IN_PLACE_DRAWS:
-            stack.enter_context(_wrapped(torch.Tensor, name, _in_place_draw_counter(counts, name)))
+            stack.enter_context(_wrapped(torch.Tensor, name, _counting(
+                counts, f"Tensor.{name} (no generator on the tensor's device)", "host_draws",
+                _in_place_draw_off_device)))
         yield counts
 
 
@@ -95,39 +99,26 @@ def _wrapped(owner: object, name: str, make: Callable[[Callable[..., object]], C
         setattr(owner, name, original)
 
 
-def _sync_counter(counts: HostSyncs, name: str) -> Callable[[Callable[..., object]], Callable[..., object]]:
+def _counting(counts: HostSyncs, call: str, kind: str,
+              is_round_trip: Callable[..., bool]) -> Callable[[Callable[..., object]], Callable[..., object]]:
+    """A wrapper maker: the wrapped call adds 1 to ``counts.<kind>`` whenever ``is_round_trip(*args, **kwargs)``."""
     def make(original: Callable[..., object]) -> Callable[..., object]:
         @functools.wraps(original)
         def counted(*args: object, **kwargs: object) -> object:
-            counts.syncs += 1
-            counts.calls.append(f"Tensor.{name}")
+            if is_round_trip(*args, **kwargs):
+                setattr(counts, kind, getattr(counts, kind) + 1)
+                counts.calls.append(call)
             return original(*args, **kwargs)
         return counted
     return make
 
 
-def _allocating_draw_counter(counts: HostSyncs, name: str) -> Callable[[Callable[..., object]], Callable[..., object]]:
-    def make(original: Callable[..., object]) -> Callable[..., object]:
-        @functools.wraps(original)
-        def counted(*args: object, **kwargs: object) -> object:
-            generator, device = kwargs.get("generator"), kwargs.get("device")
-            if not (isinstance(generator, torch.Generator) and device is not None
-                    and torch.device(device) == generator.device):  # type: ignore[arg-type]
-                counts.host_draws += 1
-                counts.calls.append(f"torch.{name} (generator and device not both given)")
-            return original(*args, **kwargs)
-        return counted
-    return make
+def _draw_off_device(*args: object, generator: object = None, device: object = None, **kwargs: object) -> bool:
+    """An allocating draw that does not name both a generator and, as its device, the generator's."""
+    return not (isinstance(generator, torch.Generator) and device is not None
+                and torch.device(device) == generator.device)  # type: ignore[arg-type]
 
 
-def _in_place_draw_counter(counts: HostSyncs, name: str) -> Callable[[Callable[..., object]], Callable[..., object]]:
-    def make(original: Callable[..., object]) -> Callable[..., object]:
-        @functools.wraps(original)
-        def counted(tensor: torch.Tensor, *args: object, **kwargs: object) -> object:
-            generator = kwargs.get("generator")
-            if not (isinstance(generator, torch.Generator) and generator.device == tensor.device):
-                counts.host_draws += 1
-                counts.calls.append(f"Tensor.{name} (no generator on {tensor.device})")
-            return original(tensor, *args, **kwargs)
-        return counted
-    return make
+def _in_place_draw_off_device(tensor: torch.Tensor, *args: object, generator: object = None, **kwargs: object) -> bool:
+    """An in-place draw into ``tensor`` from no generator, or from one on another device."""
+    return not (isinstance(generator, torch.Generator) and generator.device == tensor.device)

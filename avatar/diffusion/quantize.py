@@ -63,7 +63,7 @@ def _torchao_config(kind: Quantization) -> object:
         from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, Int8WeightOnlyConfig
     except ImportError as e:
         raise FaceTalkError(f"{kind} quantization on a GPU needs torchao ({e})",
-                            hint="pip install 'facetalk[diffusion]' (it includes torchao), or pip install torchao") from e
+                            hint="pip install 'facetalk[gpu]' (torchao)") from e
     return Int8WeightOnlyConfig() if kind == "int8" else Float8DynamicActivationFloat8WeightConfig()
 
 
