@@ -3,7 +3,9 @@
 One :meth:`DiffusionEngine.render_clip` call is four stages — audio windows,
 denoising (with the previous clip's motion frames), VAE decode, and output
 frames resized to the persona's resolution. The stages are separate methods
-so :mod:`.parallel` can run them on threads and devices with bounded queues.
+so :mod:`.parallel` can run them on threads and devices with bounded queues;
+:mod:`.clip_runner` runs denoise and decode at fixed clip lengths (CUDA
+graphs on a GPU), prepared when the engine is built.
 """
 
 from __future__ import annotations
@@ -29,10 +31,10 @@ from .audio_windows import AudioWindows
 from .checkpoint import checkpoint_config, init_from_sd15, load_checkpoint
 from .components import DiffusionModels, build_models
 from .configs import DiffusionConfig, get_config
+from .clip_runner import ClipAudio, ClipLatents, ClipRunner, clip_lengths
 from .drift import DriftGuard
 from .expression import posed_reference
 from .light_decoder import BUNDLED_LIGHT_DECODER, LightDecoder, load_light_decoder
-from .clip_runner import ClipAudio, ClipLatents, ClipRunner, clip_lengths
 from .pipeline import ReferenceState, TalkingFacePipeline
 from .precision import Dtype, Quantization, check_dtype, check_quantization
 from .quantize import quantize
