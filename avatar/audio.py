@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-from livekit import rtc
+
+if TYPE_CHECKING:  # livekit is imported where it is used, so the diffusion bench runs without it
+    from livekit import rtc
 
 if TYPE_CHECKING:
     from .visemes import VisemeFrame
@@ -62,6 +64,8 @@ class MonoResampler:
         if frame.sample_rate == self._rate:
             return mono.copy()
         if self._resampler is None or frame.sample_rate != self._input_rate:
+            from livekit import rtc
+
             self._resampler = rtc.AudioResampler(frame.sample_rate, self._rate, num_channels=1,
                                                  quality=rtc.AudioResamplerQuality.MEDIUM)
             self._input_rate = frame.sample_rate

@@ -138,11 +138,17 @@ def bench_avatar_command(
     config_name: Annotated[str, typer.Option("--config", help="Diffusion: tiny, base-384, base-512.")] = "tiny",
     steps: Annotated[int, typer.Option(help="Diffusion: LCM sampling steps (1, 2, 4).")] = 2,
     devices: Annotated[str, typer.Option(help="Diffusion: 'cpu', or 'cuda:0,cuda:1' (denoise,decode).")] = "cpu",
+    dtype: Annotated[str | None, typer.Option(help="Diffusion: bf16, fp16 or fp32 (default: bf16 on GPUs, fp32 on the CPU).")] = None,
+    quantize: Annotated[str, typer.Option(help="Diffusion: none, int8 or fp8 (UNet and ReferenceNet linears).")] = "none",
+    graphs: Annotated[bool | None, typer.Option("--graphs/--no-graphs", help="Diffusion: CUDA graphs per clip length (default: on CUDA).")] = None,
+    decoder: Annotated[str, typer.Option(help="Diffusion: kl (the VAE's decoder) or light (the distilled one).")] = "kl",
+    extras: Annotated[bool, typer.Option("--extras/--no-extras", help="Diffusion: also int8, staged threads and the drift soak.")] = True,
     checkpoint: Annotated[Path | None, typer.Option(help="Diffusion: checkpoint folder; random weights if unset.")] = None,
     soak: Annotated[float, typer.Option(help="Diffusion: seconds of content for the drift soak.")] = 20.0,
     project_gpu: Annotated[str | None, typer.Option(help="Diffusion: add a FLOPs-based estimate for base-512 on this GPU (rtx4090).")] = None,
 ) -> None:
-    """Speed, first-frame latency, memory, lip sync and clip continuity (diffusion: FLOPs, int8, pipeline, drift)."""
+    """Speed, first-frame latency, memory, lip sync and clip continuity (diffusion: stages, host syncs,
+    start-up, PSNR against fp32, FLOPs, int8, pipeline, drift)."""
     from ..config import load_persona
     from .bench import bench_avatar
     from .persona import prepare_persona
@@ -160,7 +166,8 @@ def bench_avatar_command(
             raise FaceTalkError(f"unknown GPU {project_gpu!r}", hint=f"use one of: {', '.join(GPUS)}")
         result = dataclasses.asdict(bench_diffusion(
             pack, config=config_name, steps=steps, devices=tuple(d.strip() for d in devices.split(",")),
-            checkpoint=checkpoint, fps=fps, seconds=min(seconds, 8.0), soak_s=soak, gpu=project_gpu))
+            dtype=dtype, quantize=quantize, graphs=graphs, decoder=decoder, checkpoint=checkpoint,  # type: ignore[arg-type]
+            fps=fps, seconds=min(seconds, 8.0), soak_s=soak, extras=extras, gpu=project_gpu))
     else:
         result = dataclasses.asdict(bench_avatar(pack, speak(), seconds=seconds, fps=fps,
                                                  expression=config.expression))

@@ -12,9 +12,15 @@ from, so the mouth in the frame at time t matches the audio at time t. With
 no audio queued, the runtime keeps yielding frames of the current label
 (listening or idle) at ``fps``, paced against its own media clock.
 
+One clip in flight ahead: once a speaking clip is rendered, if the audio of
+the next clip is already queued, the next clip's render starts (on a thread)
+before this clip's frames are yielded. The engine works while the consumer
+takes frames, and a pipelined engine (the diffusion engine's separate denoise
+and decode streams) overlaps the two clips.
+
 What an interruption drops: :meth:`AvatarVideoGenerator.clear_buffer` drops
-queued audio and any rendered frames not yet yielded; the next frame is a
-listening frame. No ``AudioSegmentEnd`` follows a cleared segment, since
+queued audio, any rendered frames not yet yielded and the clip in flight (its
+render is waited for, then discarded); the next frame is a listening frame. No ``AudioSegmentEnd`` follows a cleared segment, since
 ``AvatarRunner`` reports the interruption itself.
 """
 
@@ -94,6 +100,15 @@ class _Segment:
         self.samples = [rest] if rest.size else []
         self.queued = rest.size
         return out if out.size == n else np.pad(out, (0, n - out.size))
+
+
+@dataclass
+class _InFlight:
+    """A speaking clip whose render started ahead: the audio it took, and the generation it belongs to."""
+
+    task: asyncio.Task[Clip]
+    chunks: list[np.ndarray]
+    generation: int
 
 
 @dataclass
@@ -241,62 +256,103 @@ class AvatarVideoGenerator(VideoGenerator):
         fps = self._opts.fps
         index = clip_index = 0
         clip_size, last_label = 1, None
+        ahead: _InFlight | None = None
         t0 = loop.time()
-        while not self._closed:
-            segment = self._segments[0] if self._segments else None
-            if segment is not None and segment.ended and segment.queued == 0:
-                self._segments.popleft()
-                if segment.frames_done:
-                    yield AudioSegmentEnd()
-                continue
-            now = loop.time()
-            if self._resync or now > t0 + index / fps + 0.25:  # fell behind: never burst
-                t0, self._resync = now - index / fps, False
-            due = t0 + index / fps  # when the next frame plays out
-            ready = self._frames_ready(segment, clip_size) if segment is not None else 0
-            if ready:
-                # 1. Speaking: the first clip of a segment is one frame; later ones
-                #    wait for a full clip of audio while the consumer is ahead.
-                assert segment is not None
-                if last_label != Label.SPEAKING or segment.frames_done == 0:
-                    clip_size = ready = 1
-                margin = (clip_size + 1) / fps
-                if ready < clip_size and not segment.ended and due - margin > now:
-                    await self._wait(due - margin - now)
-                    continue
-                chunks = [segment.take(self._frame_samples(segment.frames_done + i)) for i in range(ready)]
-                features: list[AudioFeatures | None] = [
-                    self._features(c, segment.visemes.at((segment.frames_done + i + 0.5) / fps))
-                    for i, c in enumerate(chunks)]
-                segment.frames_done += ready
-                label = Label.SPEAKING
-            else:
-                # 2. No audio frame ready: a listening/idle frame when its time comes.
-                if due > now and await self._wait(due - now):
-                    continue  # something changed: decide again
-                label, chunks, features = self._state, [], [None]
-            # 3. Render, off the loop unless the clip is tiny.
-            generation = self._generation
-            clip = await self._render(features, label)
-            if generation != self._generation:
-                continue  # interrupted while rendering: these frames are dropped
-            size = len(clip.frames)
-            for i, image in enumerate(clip.frames):
-                if generation != self._generation:
-                    break
-                audio = chunks[i] if chunks else np.zeros(0, np.int16)
-                if self._on_frame is not None:
-                    self._on_frame(FrameInfo(index=index, label=label, clip=clip_index, clip_size=size,
-                                             audio=audio, motion=clip.motion[i] if clip.motion else None,
-                                             created=time.perf_counter()))
-                yield rtc.VideoFrame(image.shape[1], image.shape[0], rtc.VideoBufferType.RGB24, image.tobytes())
-                index += 1
-                if audio.size:
-                    yield rtc.AudioFrame(audio.tobytes(), SAMPLE_RATE, CHANNELS, audio.size)
-            clip_index += 1
-            last_label = label
-            if label == Label.SPEAKING:
-                clip_size = min(2 * clip_size, self._opts.max_clip_frames)
+        try:
+            while not self._closed:
+                now = loop.time()
+                if self._resync or now > t0 + index / fps + 0.25:  # fell behind: never burst
+                    t0, self._resync = now - index / fps, False
+                due = t0 + index / fps  # when the next frame plays out
+                segment = self._segments[0] if self._segments else None
+                if ahead is not None:
+                    # 0. The speaking clip in flight: its audio was taken when its render started.
+                    flight, ahead = ahead, None
+                    clip = await flight.task
+                    if flight.generation != self._generation:
+                        continue  # interrupted while in flight: these frames are dropped
+                    label, chunks, generation = Label.SPEAKING, flight.chunks, flight.generation
+                else:
+                    if segment is not None and segment.ended and segment.queued == 0:
+                        self._segments.popleft()
+                        if segment.frames_done:
+                            yield AudioSegmentEnd()
+                        continue
+                    ready = self._frames_ready(segment, clip_size) if segment is not None else 0
+                    if ready:
+                        # 1. Speaking: the first clip of a segment is one frame; later ones
+                        #    wait for a full clip of audio while the consumer is ahead.
+                        assert segment is not None
+                        if last_label != Label.SPEAKING or segment.frames_done == 0:
+                            clip_size = ready = 1
+                        margin = (clip_size + 1) / fps
+                        if ready < clip_size and not segment.ended and due - margin > now:
+                            await self._wait(due - margin - now)
+                            continue
+                        chunks, features = self._take(segment, ready)
+                        label = Label.SPEAKING
+                    else:
+                        # 2. No audio frame ready: a listening/idle frame when its time comes.
+                        if due > now and await self._wait(due - now):
+                            continue  # something changed: decide again
+                        label, chunks, features = self._state, [], [None]
+                    # 3. Render, off the loop unless the clip is tiny.
+                    generation = self._generation
+                    clip = await self._render(features, label)
+                    if generation != self._generation:
+                        continue  # interrupted while rendering: these frames are dropped
+                if label == Label.SPEAKING:
+                    clip_size = min(2 * clip_size, self._opts.max_clip_frames)
+                    # 4. Keep one clip in flight: start the next one before yielding this one.
+                    ahead = await self._start_ahead(segment, clip_size)
+                size = len(clip.frames)
+                for i, image in enumerate(clip.frames):
+                    if generation != self._generation:
+                        break
+                    audio = chunks[i] if chunks else np.zeros(0, np.int16)
+                    if self._on_frame is not None:
+                        self._on_frame(FrameInfo(index=index, label=label, clip=clip_index, clip_size=size,
+                                                 audio=audio, motion=clip.motion[i] if clip.motion else None,
+                                                 created=time.perf_counter()))
+                    yield rtc.VideoFrame(image.shape[1], image.shape[0], rtc.VideoBufferType.RGB24, image.tobytes())
+                    index += 1
+                    if audio.size:
+                        yield rtc.AudioFrame(audio.tobytes(), SAMPLE_RATE, CHANNELS, audio.size)
+                clip_index += 1
+                last_label = label
+        finally:
+            if ahead is not None:
+                ahead.task.cancel()
+
+    def _take(self, segment: _Segment, frames: int) -> tuple[list[np.ndarray], list[AudioFeatures | None]]:
+        """The audio of the next ``frames`` frames of ``segment``, one chunk per frame, and their features
+        (with the viseme due at each frame's middle, when the segment came with phoneme timing)."""
+        first, fps = segment.frames_done, self._opts.fps
+        chunks = [segment.take(self._frame_samples(first + i)) for i in range(frames)]
+        features: list[AudioFeatures | None] = [
+            self._features(c, segment.visemes.at((first + i + 0.5) / fps)) for i, c in enumerate(chunks)
+        ]
+        segment.frames_done += frames
+        return chunks, features
+
+    async def _start_ahead(self, segment: _Segment | None, size: int) -> _InFlight | None:
+        """Start rendering the next speaking clip of ``segment`` if its audio is all queued (a full clip, or the
+        rest of an ended segment); returns once the render has been handed to its thread."""
+        ready = self._frames_ready(segment, size) if segment is not None else 0
+        if segment is None or not ready or (ready < size and not segment.ended):
+            return None
+        generation = self._generation
+        chunks, features = self._take(segment, ready)
+        loop = asyncio.get_running_loop()
+        handed = loop.create_future()
+
+        def render() -> Clip:
+            loop.call_soon_threadsafe(lambda: handed.done() or handed.set_result(None))
+            return self._engine.render_clip(features, Label.SPEAKING)
+
+        task = asyncio.create_task(asyncio.to_thread(render))
+        await handed
+        return _InFlight(task=task, chunks=chunks, generation=generation)
 
     def _frames_ready(self, segment: _Segment, limit: int) -> int:
         """Complete frames of audio queued in ``segment``, up to ``limit`` (a

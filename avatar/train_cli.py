@@ -1,4 +1,4 @@
-"""The training commands: ``facetalk train vae|teacher|distill`` and ``facetalk eval generator``.
+"""The training commands: ``facetalk train vae|teacher|distill|decoder`` and ``facetalk eval generator``.
 
 Registered into the ``facetalk`` app by ``facetalk/cli.py``. torch and the
 training package are imported inside the commands, so ``facetalk --help``
@@ -20,7 +20,7 @@ from ..errors import FaceTalkError
 
 __all__ = ["eval_generator_command", "train_app"]
 
-train_app = typer.Typer(help="Train the diffusion engine (vae → teacher → distill).", no_args_is_help=True)
+train_app = typer.Typer(help="Train the diffusion engine (vae → teacher → distill; decoder).", no_args_is_help=True)
 console = Console()
 
 Data = Annotated[Path, typer.Option(help="Dataset folder (facetalk data synth/build).")]
@@ -34,10 +34,18 @@ Seed = Annotated[int, typer.Option(help="Seeds initialisation, data sampling and
 Device = Annotated[str, typer.Option(help="cpu or cuda[:N] (bf16 autocast on CUDA).")]
 Resume = Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")]
 Quiet = Annotated[bool, typer.Option(help="No progress bar.")]
+SaveOptimizer = Annotated[str, typer.Option(metavar="true|false", help="Keep AdamW's state in checkpoints "
+                                            "(false at base scale: it is twice the weights; resuming restarts it).")]
+
+
+def _true_or_false(value: str) -> bool:
+    if value.lower() not in ("true", "false"):
+        raise FaceTalkError(f"--save-optimizer {value!r}", hint="write --save-optimizer true or --save-optimizer false")
+    return value.lower() == "true"
 
 
 def _setup(data: Path, config_name: str, device: str, steps: int, batch_size: int, lr: float, every: int, seed: int,
-           quiet: bool, **extra: object):  # noqa: ANN202  (typed values below; imports are deferred)
+           quiet: bool, save_optimizer: str, **extra: object):  # noqa: ANN202  (typed values below; imports are deferred)
     from .diffusion.configs import get_config
     from .diffusion.engine import check_device
     from .train.dataset import TrainingClips
@@ -51,7 +59,8 @@ def _setup(data: Path, config_name: str, device: str, steps: int, batch_size: in
     clips = TrainingClips(data, resolution=config.resolution, window=config.audio_window,
                           motion_frames=config.motion_frames)
     options = TrainOptions(steps=steps, batch_size=batch_size, lr=lr, checkpoint_every=every, seed=seed,
-                           device=str(torch_device), progress=not quiet, **extra)  # type: ignore[arg-type]
+                           device=str(torch_device), progress=not quiet,
+                           save_optimizer=_true_or_false(save_optimizer), **extra)  # type: ignore[arg-type]
     return config, torch_device, clips, options
 
 
@@ -65,13 +74,13 @@ def _report(result: object) -> None:
 @reports_errors
 def train_vae(data: Data, out: Out, config_name: Config = "tiny", steps: Steps = 1500, batch_size: BatchSize = 4,
               lr: Lr = 1e-3, checkpoint_every: Every = 100, seed: Seed = 0, device: Device = "cpu",
-              resume: Resume = False, quiet: Quiet = False) -> None:
+              resume: Resume = False, quiet: Quiet = False, save_optimizer: SaveOptimizer = "true") -> None:
     """Fit the config's autoencoder to the dataset's frames (tiny has no pretrained VAE)."""
     from .train.autoencoder import AutoencoderTask
     from .train.trainer import train
 
     config, dev, clips, options = _setup(data, config_name, device, steps, batch_size, lr, checkpoint_every, seed,
-                                         quiet, fixed_fraction=1.0)
+                                         quiet, save_optimizer, fixed_fraction=1.0)
     if config.vae_type != "kl":
         raise FaceTalkError(f"config {config.name!r} uses a tiny autoencoder, not trained here",
                             hint="use --init-from weights for base configs")
@@ -89,14 +98,14 @@ def train_teacher(data: Data, out: Out,
                   label_dropout: Annotated[float, typer.Option(help="Per-clip probability of a null label.")] = 0.1,
                   audio_dropout: Annotated[float, typer.Option(help="Per-clip probability of no audio.")] = 0.1,
                   fixed_fraction: Annotated[float, typer.Option(help="Share of steps at the fixed clip length.")] = 0.5,
-                  quiet: Quiet = False) -> None:
+                  quiet: Quiet = False, save_optimizer: SaveOptimizer = "true") -> None:
     """Multi-step ε-prediction teacher (LLIA schedule, CFG dropout) on a frozen VAE."""
     from .train.conditioning import DropoutRates
     from .train.teacher import TeacherTask
     from .train.trainer import train
 
     config, dev, clips, options = _setup(data, config_name, device, steps, batch_size, lr, checkpoint_every, seed,
-                                         quiet, fixed_fraction=fixed_fraction)
+                                         quiet, save_optimizer, fixed_fraction=fixed_fraction)
     task = TeacherTask(config, vae=vae, device=dev, seed=seed,
                        dropout=DropoutRates(label=label_dropout, audio=audio_dropout))
     _report(train(task, clips, out, options, config=config.name, max_frames=config.max_clip_frames, resume=resume,
@@ -111,17 +120,43 @@ def train_distill(data: Data, out: Out,
                   checkpoint_every: Every = 100, seed: Seed = 0, device: Device = "cpu", resume: Resume = False,
                   guidance: Annotated[float, typer.Option(help="Audio CFG scale of the teacher's solver step (1 = none).")] = 1.0,
                   ema_decay: Annotated[float, typer.Option(help="Decay of the EMA target network.")] = 0.95,
-                  quiet: Quiet = False) -> None:
+                  quiet: Quiet = False, save_optimizer: SaveOptimizer = "true") -> None:
     """LCM consistency distillation of a 1/2/4-step student, initialised from the teacher."""
     from .train.distill import DistillTask
     from .train.trainer import train
 
     teacher_folder = teacher / "final" if (teacher / "final").is_dir() else teacher
     config, dev, clips, options = _setup(data, config_name, device, steps, batch_size, lr, checkpoint_every, seed,
-                                         quiet)
+                                         quiet, save_optimizer)
     task = DistillTask(config, teacher=teacher_folder, device=dev, guidance=guidance, ema_decay=ema_decay)
     _report(train(task, clips, out, options, config=config.name, max_frames=config.max_clip_frames, resume=resume,
                   meta={"data": str(data), "teacher": str(teacher_folder)}))
+
+
+@train_app.command("decoder")
+@reports_errors
+def train_decoder(data: Data, out: Out,
+                  checkpoint: Annotated[Path | None, typer.Option(help="Engine checkpoint whose VAE decoder is distilled; default: the bundled one (tiny).")] = None,
+                  config_name: Config = "tiny", steps: Steps = 1500, batch_size: BatchSize = 2, lr: Lr = 2e-3,
+                  checkpoint_every: Every = 250, seed: Seed = 0, device: Device = "cpu", resume: Resume = False,
+                  quiet: Quiet = False, save_optimizer: SaveOptimizer = "true") -> None:
+    """Distil a light (TAESD-shaped) decoder from the engine's KL decoder; prints its PSNR against it."""
+    import torch
+
+    from .diffusion.engine import BUNDLED_CHECKPOINT
+    from .train.decoder import DecoderTask, light_decoder_psnr
+    from .train.trainer import train
+
+    config, dev, clips, options = _setup(data, config_name, device, steps, batch_size, lr, checkpoint_every, seed,
+                                         quiet, save_optimizer, fixed_fraction=1.0)
+    if checkpoint is None and config.name != "tiny":
+        raise FaceTalkError(f"no bundled checkpoint for {config.name!r}", hint="pass --checkpoint with its VAE")
+    task = DecoderTask(config, checkpoint=checkpoint or BUNDLED_CHECKPOINT, device=dev, seed=seed)
+    _report(train(task, clips, out, options, config=config.name, max_frames=config.max_clip_frames, resume=resume,
+                  meta={"data": str(data), "checkpoint": str(checkpoint or BUNDLED_CHECKPOINT)}))
+    frames = torch.from_numpy(clips.held_out_frames()).to(dev)
+    console.print(f"light decoder vs KL decoder on {len(frames)} held-out frames: "
+                  f"{light_decoder_psnr(task.decoder.eval(), task.vae, frames)} dB PSNR", highlight=False)
 
 
 @reports_errors

@@ -233,8 +233,22 @@ class AvatarConfig(_Strict):
     checkpoint: Path | None = Field(
         default=None, description="Diffusion checkpoint folder; the bundled one when unset."
     )
+    devices: list[str] = Field(
+        default_factory=lambda: ["cpu"], min_length=1, max_length=2,
+        description="Diffusion: one device, or two (denoise, decode), e.g. [cuda:0, cuda:1].",
+    )
+    dtype: Literal["bf16", "fp16", "fp32"] | None = Field(
+        default=None, description="Diffusion: the models' precision; unset: bf16 on GPUs, fp32 on the CPU.",
+    )
+    decoder: Literal["kl", "light"] = Field(
+        default="kl", description="Diffusion: the VAE's own decoder, or a light decoder distilled from it.",
+    )
+    decoder_checkpoint: Path | None = Field(
+        default=None, description="Diffusion: the light decoder folder ('facetalk train decoder'); "
+                                  "unset: the bundled one (tiny only).",
+    )
 
-    @field_validator("checkpoint")
+    @field_validator("checkpoint", "decoder_checkpoint")
     @classmethod
     def _checkpoint_exists(cls, value: Path | None, info: ValidationInfo) -> Path | None:
         if value is None:

@@ -61,3 +61,14 @@ def livekit_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalLi
     log = tmp_path_factory.mktemp("livekit") / "server.log"
     with LocalLiveKitServer(log_path=log) as server:
         yield server
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """One intra-op torch thread: the tiny diffusion models only lose from threading on a shared 2-core box."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

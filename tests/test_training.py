@@ -147,6 +147,56 @@ def test_eval_generator_json(dataset: Path, teacher_run: Path) -> None:
     assert result["steps"] == 2 and result["fps"] > 0
 
 
+def test_weights_only_checkpoints_and_models_in_memory(dataset: Path, clips: TrainingClips, vae_run: Path,
+                                                       tmp_path: Path) -> None:
+    """save_optimizer=False (CLI: --save-optimizer false) keeps AdamW's state out of checkpoints and a resume
+    still continues; the tasks take models held in memory and refuse another config's."""
+    from facetalk.avatar.train.checkpoints import CheckpointStore
+
+    vae_models = load_checkpoint(vae_run / "final", TINY)
+    run = tmp_path / "teacher"
+    weights_only = lambda steps: TrainOptions(steps=steps, save_optimizer=False, **QUICK)  # noqa: E731
+    train(TeacherTask(TINY, vae=vae_models, device=CPU), clips, run, weights_only(2), config="tiny", max_frames=8)
+    state = CheckpointStore.load(CheckpointStore(run).latest())
+    assert "optimizer" not in state and "unet" in state["task"]
+    train(TeacherTask(TINY, vae=vae_models, device=CPU), clips, run, weights_only(3), config="tiny", max_frames=8,
+          resume=True)
+    assert _steps(run) == [1, 2, 3]
+    student = train(DistillTask(TINY, teacher=load_checkpoint(run / "final", TINY), device=CPU), clips,
+                    tmp_path / "student", weights_only(1), config="tiny", max_frames=8)
+    assert load_checkpoint(student.final, TINY).unet is not None
+    with pytest.raises(FaceTalkError, match="not built for config 'base-384'"):
+        TeacherTask(get_config("base-384"), vae=vae_models, device=CPU)
+    cli = tmp_path / "cli"
+    out = CliRunner().invoke(app, ["train", "teacher", "--data", str(dataset), "--out", str(cli), "--vae",
+                                   str(vae_run / "final"), "--steps", "1", "--batch-size", "1", "--quiet",
+                                   "--save-optimizer", "false"])
+    assert out.exit_code == 0, out.output
+    assert "optimizer" not in CheckpointStore.load(CheckpointStore(cli).latest())
+    out = CliRunner().invoke(app, ["train", "teacher", "--data", str(dataset), "--out", str(tmp_path / "x"), "--vae",
+                                   str(vae_run / "final"), "--steps", "1", "--save-optimizer", "no"])
+    assert out.exit_code != 0 and "--save-optimizer false" in out.output
+
+
+def test_light_decoder_distils_the_kl_decoder(clips: TrainingClips, tmp_path: Path) -> None:
+    """The decoder task pulls a TAESD-shaped decoder towards the bundled VAE's KL decode on held-out frames,
+    and exports a folder that loads for its config only."""
+    from facetalk.avatar.diffusion.engine import BUNDLED_CHECKPOINT
+    from facetalk.avatar.diffusion.light_decoder import load_light_decoder
+    from facetalk.avatar.train.decoder import DecoderTask, light_decoder_psnr
+
+    task = DecoderTask(TINY, checkpoint=BUNDLED_CHECKPOINT, device=CPU)
+    frames = torch.from_numpy(clips.held_out_frames(16))
+    before = light_decoder_psnr(task.decoder.eval(), task.vae, frames)
+    options = TrainOptions(steps=60, lr=2e-3, **{**QUICK, "checkpoint_every": 60})
+    result = train(task, clips, tmp_path / "decoder", options, config="tiny", max_frames=8)
+    assert light_decoder_psnr(task.decoder.eval(), task.vae, frames) > before + 3
+    assert load_light_decoder(result.final, TINY).config.engine_config == "tiny"
+    with pytest.raises(FaceTalkError, match="light decoder for 'tiny', not 'base-384'") as error:
+        load_light_decoder(result.final, get_config("base-384"))
+    assert "facetalk train decoder --config base-384" in error.value.hint
+
+
 def test_bad_inputs(clips: TrainingClips, vae_run: Path, tmp_path: Path) -> None:
     """A missing dataset, another config's checkpoint, and a mismatched or clobbered run are FaceTalkErrors."""
     with pytest.raises(FaceTalkError, match="not a FaceTalk dataset"):

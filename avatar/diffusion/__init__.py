@@ -7,10 +7,14 @@ to install it, so the CPU engine and everything else import without torch.
 Modules, one concept each: :mod:`.configs` (named model sizes), models
 (:mod:`.unet`, :mod:`.reference_net`, :mod:`.audio_projection`,
 :mod:`.face_locator`), :mod:`.reference_attention` (K/V injection),
-:mod:`.sampling` (LCM/DDIM), :mod:`.pipeline` (numbered sampling steps),
-:mod:`.drift` (long-duration guards), :mod:`.quantize` (int8),
+:mod:`.sampling` (LCM/DDIM, and their steps as fixed coefficients),
+:mod:`.pipeline` (numbered sampling steps), :mod:`.drift` (long-duration
+guards), :mod:`.precision` (dtypes and what a device can run),
+:mod:`.quantize` (int8, fp8), :mod:`.clip_runner` (fixed clip lengths, CUDA
+graphs, streams), :mod:`.light_decoder` (a distilled TAESD-shaped decoder),
 :mod:`.engine` (the runtime's FrameEngine), :mod:`.parallel` (staged threads),
-:mod:`.checkpoint` (safetensors, SD1.5 init), :mod:`.bench`.
+:mod:`.checkpoint` (safetensors, SD1.5 init), :mod:`.host_syncs` (counting
+host round-trips), :mod:`.bench`.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from .face_locator import FaceLocator
 from .reference_net import ReferenceNet
 from .unet import TalkingFaceUNet
 
-__all__ = ["checkpoint_config", "init_from_sd15", "load_checkpoint", "save_checkpoint"]
+__all__ = ["checkpoint_config", "init_from_sd15", "load_checkpoint", "models_for", "save_checkpoint"]
 
 FORMAT = 1
 _META = "facetalk_diffusion.json"
@@ -76,6 +76,24 @@ def load_checkpoint(folder: Path, config: DiffusionConfig) -> DiffusionModels:
     except (OSError, ValueError, RuntimeError) as e:
         raise FaceTalkError(f"{folder}: damaged checkpoint: {e}", hint="save or download it again") from e
     return DiffusionModels(**loaded).eval()
+
+
+def models_for(source: Path | DiffusionModels, config: DiffusionConfig) -> DiffusionModels:
+    """``source`` as models of ``config``: a checkpoint folder is loaded, in-memory models are checked.
+
+    Training at base scale passes models it already holds (on the GPU, or
+    fresh from ``init_from_sd15``) instead of writing and re-reading gigabytes.
+
+    Raises:
+        FaceTalkError: the folder cannot be loaded for ``config``, or the models were built for another config.
+    """
+    if not isinstance(source, DiffusionModels):
+        return load_checkpoint(Path(source), config)
+    built = json.loads(json.dumps(dict(source.unet.config.unet)))
+    if built != json.loads(json.dumps(config.unet)):
+        raise FaceTalkError(f"the models passed in were not built for config {config.name!r}",
+                            hint=f"build them with build_models(get_config({config.name!r})), or pass their config")
+    return source
 
 
 def init_from_sd15(models: DiffusionModels, folder: Path) -> DiffusionModels:

@@ -48,16 +48,20 @@ class DriftGuard:
     def off(cls) -> DriftGuard:
         return cls(match_stats=False, reanchor=0.0, noise_timestep=0)
 
+    def noise_level(self, scheduler: LCMScheduler | DDIMScheduler) -> float:
+        """``alphas_cumprod`` at ``noise_timestep``: read once, so the per-clip guard reads nothing back."""
+        return float(scheduler.alphas_cumprod[self.noise_timestep]) if self.noise_timestep else 1.0
+
     def __call__(self, motion: torch.Tensor, reference: torch.Tensor, head_mask: torch.Tensor,
-                 scheduler: LCMScheduler | DDIMScheduler, generator: torch.Generator) -> torch.Tensor:
-        """Guarded motion latents.
+                 noise: torch.Tensor, noise_level: float) -> torch.Tensor:
+        """Guarded motion latents, computed where ``motion`` lives (no host reads).
 
         Args:
             motion: ``(1, C, M, h, w)`` the previous clip's last latents.
             reference: ``(1, C, h, w)`` the reference latent.
             head_mask: ``(1, 1, h, w)`` 1 where the head may move.
-            scheduler: supplies the noise schedule for the augmentation.
-            generator: CPU generator for the augmentation noise.
+            noise: unit Gaussian noise shaped like ``motion``, on its device.
+            noise_level: :meth:`noise_level` of the engine's scheduler.
         """
         ref = reference[:, :, None]
         if self.match_stats:
@@ -68,7 +72,6 @@ class DriftGuard:
             pull = self.reanchor * (1.0 - head_mask[:, :, None])
             motion = motion + pull * (ref - motion)
         if self.noise_timestep:
-            noise = torch.randn(motion.shape, generator=generator).to(motion.device)
-            t = torch.tensor([self.noise_timestep])
-            motion = scheduler.add_noise(motion, noise, t)
+            # The scheduler's add_noise, with its alpha read once.
+            motion = noise_level**0.5 * motion + (1.0 - noise_level) ** 0.5 * noise
         return motion

@@ -3,7 +3,9 @@
 One :meth:`DiffusionEngine.render_clip` call is four stages — audio windows,
 denoising (with the previous clip's motion frames), VAE decode, and output
 frames resized to the persona's resolution. The stages are separate methods
-so :mod:`.parallel` can run them on threads and devices with bounded queues.
+so :mod:`.parallel` can run them on threads and devices with bounded queues;
+:mod:`.clip_runner` runs denoise and decode at fixed clip lengths (CUDA
+graphs on a GPU), prepared when the engine is built.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -28,10 +31,13 @@ from .audio_windows import AudioWindows
 from .checkpoint import checkpoint_config, init_from_sd15, load_checkpoint
 from .components import DiffusionModels, build_models
 from .configs import DiffusionConfig, get_config
+from .clip_runner import ClipAudio, ClipLatents, ClipRunner, clip_lengths
 from .drift import DriftGuard
 from .expression import posed_reference
+from .light_decoder import BUNDLED_LIGHT_DECODER, LightDecoder, load_light_decoder
 from .pipeline import ReferenceState, TalkingFacePipeline
-from .quantize import quantize_int8
+from .precision import Dtype, Quantization, check_dtype, check_quantization
+from .quantize import quantize
 from .sampling import Sampler
 
 __all__ = ["BUNDLED_CHECKPOINT", "DiffusionEngine", "DiffusionOptions", "check_device"]
@@ -54,9 +60,14 @@ class DiffusionOptions:
         sampler: ``lcm`` (1/2/4 steps) or ``ddim`` (teacher).
         steps: sampling steps.
         devices: one device, or two (denoise, decode) for pipeline parallelism.
-        int8: dynamic int8 quantization of the denoiser's and ReferenceNet's linears (CPU only).
+        dtype: ``bf16``, ``fp16`` or ``fp32``; ``None``: bf16 on GPUs that have it, fp32 on the CPU.
+        quantize: ``none``; ``int8`` (dynamic on the CPU, torchao weight-only on a GPU);
+            ``fp8`` (torchao, Ada/Hopper GPUs): the denoiser's and ReferenceNet's linears.
+        graphs: capture each clip length as CUDA graphs at start-up (``None``: on CUDA devices).
+        decoder: ``kl`` (the VAE's decoder) or ``light`` (a TAESD-shaped decoder distilled from it).
+        decoder_checkpoint: the light decoder's folder; ``None``: the bundled one (``tiny`` only).
         drift: the long-duration guards.
-        seed: weights (when random) and sampling noise.
+        seed: weights (when random) and sampling noise (drawn on the denoising device).
     """
 
     config: str = "tiny"
@@ -65,7 +76,11 @@ class DiffusionOptions:
     sampler: Sampler = "lcm"
     steps: int = 2
     devices: tuple[str, ...] = ("cpu",)
-    int8: bool = False
+    dtype: Dtype | None = None
+    quantize: Quantization = "none"
+    graphs: bool | None = None
+    decoder: Literal["kl", "light"] = "kl"
+    decoder_checkpoint: Path | None = None
     drift: DriftGuard = field(default_factory=DriftGuard)
     seed: int = 0
 
@@ -108,42 +123,63 @@ def _load_models(config: DiffusionConfig, options: DiffusionOptions) -> Diffusio
 class DiffusionEngine:
     """Audio-driven portrait diffusion, LLIA-style, behind the runtime's engine seam.
 
+    Construction loads the models and prepares every clip length (CUDA graphs
+    on a GPU), so the first user clip runs at full speed; ``startup_s`` says
+    how long that preparation took.
+
     Args:
         pack: the prepared persona; frames are returned at its resolution.
-        options: models, sampling, devices, quantization, drift guards.
+        options: models, sampling, devices, precision, quantization, drift guards.
         expression: initial expression controls (usually the persona's).
         models: already-built models (tests, training); otherwise per ``options``.
+            The pipeline moves and casts them in place: pass a copy to keep the originals.
+        light_decoder: an already-built light decoder; otherwise per ``options.decoder``.
 
     Raises:
         FaceTalkError: unknown config, missing or mismatched checkpoint, bad
-            step count, nonexistent device, int8 off the CPU.
+            step count, nonexistent device, a dtype or quantization the device cannot run,
+            a light decoder for another config.
     """
 
     def __init__(self, pack: PersonaPack, *, options: DiffusionOptions | None = None,
-                 expression: Expression | None = None, models: DiffusionModels | None = None) -> None:
+                 expression: Expression | None = None, models: DiffusionModels | None = None,
+                 light_decoder: LightDecoder | None = None) -> None:
         self.options = options = options or DiffusionOptions()
         self.config = get_config(options.config)
         if not 1 <= len(options.devices) <= 2:
             raise FaceTalkError(f"{len(options.devices)} devices given", hint="pass one device, or two: denoise,decode")
         devices = [check_device(d) for d in options.devices]
-        if options.int8 and devices[0].type != "cpu":
-            raise FaceTalkError("int8 dynamic quantization runs on the CPU only", hint="drop --int8 on GPUs (use bf16)")
+        dtype = check_dtype(options.dtype, devices[0])
+        check_dtype(options.dtype, devices[-1])
+        quantization = check_quantization(options.quantize, devices[0])
+        if options.decoder not in ("kl", "light"):
+            raise FaceTalkError(f"unknown decoder {options.decoder!r}", hint="use kl (the VAE's) or light")
+        if light_decoder is None and options.decoder == "light":  # before the models: a wrong one fails fast
+            light_decoder = load_light_decoder(options.decoder_checkpoint or BUNDLED_LIGHT_DECODER, self.config)
         models = models if models is not None else _load_models(self.config, options)
-        if options.int8:
-            models = quantize_int8(models)
-        self.pipeline = TalkingFacePipeline(models, self.config, sampler=options.sampler, steps=options.steps,
-                                            device=devices[0], decode_device=devices[-1])
+        self.pipeline = TalkingFacePipeline(quantize(models, quantization, devices[0], dtype), self.config,
+                                            sampler=options.sampler, steps=options.steps, device=devices[0],
+                                            decode_device=devices[-1], dtype=dtype, drift=options.drift,
+                                            decoder=light_decoder)
         self.pack = pack
         self.width = self.height = pack.resolution
         self._renderer = CpuRenderer(pack)
         self._windows = AudioWindows(self.config.audio_window)
-        self._generator = torch.Generator().manual_seed(options.seed)
-        self.reference = self._encode_reference(expression or Expression())
+        self._generator = torch.Generator(devices[0]).manual_seed(options.seed)
+        self.clips = ClipRunner(self.pipeline, self._encode_reference(expression or Expression()),
+                                lengths=clip_lengths(self.config.max_clip_frames),
+                                graphs=options.graphs if options.graphs is not None else devices[0].type == "cuda")
+        self.startup_s = self.clips.start()
         self._motion: torch.Tensor | None = None
 
     @property
     def max_clip_frames(self) -> int:
         return self.config.max_clip_frames
+
+    @property
+    def reference(self) -> ReferenceState:
+        """The current (expression-posed) reference the clips are conditioned on."""
+        return self.clips.reference
 
     # --- FrameEngine ------------------------------------------------------------------
 
@@ -155,7 +191,7 @@ class DiffusionEngine:
 
     def set_expression(self, expression: Expression) -> None:
         """Pose the reference to ``expression`` (CPU engine) and re-encode it for ReferenceNet."""
-        self.reference = self._encode_reference(expression)
+        self.clips.set_reference(self._encode_reference(expression))
 
     def reset(self, *, seed: int | None = None) -> None:
         """Forget motion frames and audio context: the next clip starts from the reference.
@@ -169,27 +205,22 @@ class DiffusionEngine:
 
     # --- stages -----------------------------------------------------------------------
 
-    def audio_stage(self, features: Sequence[AudioFeatures | None]) -> np.ndarray:
-        """``(F, window, 4)`` float32 audio windows; checks the clip length first."""
-        if not 1 <= len(features) <= self.config.max_clip_frames:
-            raise FaceTalkError(f"a clip of {len(features)} frames is outside 1..{self.config.max_clip_frames}",
-                                hint=f"run the runtime with max_clip_frames={self.config.max_clip_frames}")
-        return self._windows(features)
+    def audio_stage(self, features: Sequence[AudioFeatures | None]) -> ClipAudio:
+        """The clip's audio windows, padded to its captured length (a clip too long is refused here)."""
+        length = self.clips.length_for(len(features))  # before the windows' history advances
+        windows = self._windows(features)
+        padding = np.repeat(windows[-1:], length - len(windows), axis=0)
+        return ClipAudio(windows=np.concatenate([windows, padding]), frames=len(windows))
 
-    def denoise_stage(self, windows: np.ndarray, label: Label) -> torch.Tensor:
-        """``(1, C, F, h, w)`` latents of the clip; updates the motion frames for the next one."""
-        previous = self._motion
-        if previous is None:  # first clip: the reference stands in for the previous frames
-            previous = self.reference.latent[:, :, None].repeat(1, 1, self.config.motion_frames, 1, 1)
-        motion = self.options.drift(previous, self.reference.latent, self.reference.head_mask,
-                                    self.pipeline.scheduler, self._generator)
-        latents = self.pipeline(self.reference, windows, label, motion, self._generator)
-        self._motion = torch.cat([previous, latents], dim=2)[:, :, -self.config.motion_frames:]
+    def denoise_stage(self, audio: ClipAudio, label: Label) -> ClipLatents:
+        """The clip's latents (on the device); updates the motion frames for the next one."""
+        previous = self._motion if self._motion is not None else self.clips.reference_motion()
+        latents, self._motion = self.clips.denoise(audio, label, previous, self._generator)
         return latents
 
-    def decode_stage(self, latents: torch.Tensor) -> torch.Tensor:
-        """``(F, 3, H, W)`` float images in [-1, 1] at the config's resolution."""
-        return self.pipeline.decode(latents)
+    def decode_stage(self, latents: ClipLatents) -> torch.Tensor:
+        """``(F, 3, H, W)`` float32 images in [-1, 1] at the config's resolution."""
+        return self.clips.decode(latents)
 
     def output_stage(self, images: torch.Tensor) -> Clip:
         """uint8 RGB frames at the persona's resolution."""

@@ -211,6 +211,11 @@ class TrainingClips:
                          windows=windows.astype(np.float32), labels=np.array(int(counts.argmax()), np.int64),
                          reference=v.reference, face_mask=v.face_mask, lips_box=np.array(v.lips_box, np.int64))
 
+    def held_out_frames(self, limit: int = 64) -> np.ndarray:
+        """``(N, S, S, 3)`` uint8: up to ``limit`` frames of the evaluation stretch, never trained on."""
+        video, start, stop = self._ranges("eval")[0]
+        return self.videos[video].frames[start:min(stop, start + limit)]
+
     def held_out(self) -> HeldOut:
         """The evaluation stretch: runtime features, labels and the energy envelope."""
         video, start, stop = self._ranges("eval")[0]

@@ -21,7 +21,8 @@ from typing import Any
 
 import torch
 
-from ..diffusion.checkpoint import load_checkpoint, save_checkpoint
+from ..diffusion.checkpoint import models_for, save_checkpoint
+from ..diffusion.components import DiffusionModels
 from ..diffusion.configs import DiffusionConfig
 from .conditioning import DropoutRates, prepare_batch
 from .dataset import ClipBatch
@@ -36,7 +37,7 @@ class DistillTask:
 
     Args:
         config: the model config (must be the teacher's).
-        teacher: the teacher's checkpoint folder (``RUN/final`` or a checkpoint).
+        teacher: the teacher's checkpoint folder (``RUN/final`` or a checkpoint), or its models in memory.
         device: where it trains.
         guidance: CFG scale of the teacher's solver step (1 = no guidance, one teacher pass).
         ema_decay: decay of the target network.
@@ -50,11 +51,11 @@ class DistillTask:
     stage = "distill"
     columns = ["mean_t"]
 
-    def __init__(self, config: DiffusionConfig, *, teacher: Path, device: torch.device, guidance: float = 1.0,
+    def __init__(self, config: DiffusionConfig, *, teacher: Path | DiffusionModels, device: torch.device, guidance: float = 1.0,
                  ema_decay: float = 0.95, dropout: DropoutRates | None = None, mouth_weight: float = 3.0,
                  motion_noise_max: int = 100) -> None:
         self.config, self.device = config, device
-        teacher_models = load_checkpoint(teacher, config).to(device)
+        teacher_models = models_for(teacher, config).to(device)
         self.vae = teacher_models.vae.eval().requires_grad_(False)
         student_models = copy.deepcopy(teacher_models)
         target_models = copy.deepcopy(teacher_models)

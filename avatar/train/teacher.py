@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from ..diffusion.checkpoint import load_checkpoint, save_checkpoint
-from ..diffusion.components import build_models
+from ..diffusion.checkpoint import models_for, save_checkpoint
+from ..diffusion.components import DiffusionModels, build_models
 from ..diffusion.configs import DiffusionConfig
 from .conditioning import DropoutRates, prepare_batch
 from .dataset import ClipBatch
@@ -30,7 +30,7 @@ class TeacherTask:
 
     Args:
         config: the model config.
-        vae: a checkpoint folder whose ``vae/`` is used (from ``facetalk train vae``).
+        vae: a checkpoint folder whose ``vae/`` is used (from ``facetalk train vae``), or models in memory.
         device: where it trains.
         seed: initialisation of the trained models.
         dropout: CFG dropout rates.
@@ -41,11 +41,11 @@ class TeacherTask:
     stage = "teacher"
     columns = ["mean_t", "label_dropped", "audio_dropped"]
 
-    def __init__(self, config: DiffusionConfig, *, vae: Path, device: torch.device, seed: int = 0,
+    def __init__(self, config: DiffusionConfig, *, vae: Path | DiffusionModels, device: torch.device, seed: int = 0,
                  dropout: DropoutRates | None = None, mouth_weight: float = 3.0,
                  motion_noise_max: int = 100) -> None:
         self.config, self.device = config, device
-        frozen_vae = load_checkpoint(vae, config).vae  # first: refuses another config's VAE before building
+        frozen_vae = models_for(vae, config).vae  # first: refuses another config's VAE before building
         self.models = build_models(config, seed=seed)
         self.models.vae = frozen_vae
         self.models.to(device)

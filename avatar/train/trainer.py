@@ -87,6 +87,8 @@ class TrainOptions:
         grad_clip: max gradient norm.
         threads: torch intra-op threads while training (see :mod:`.threads`).
         progress: show a rich progress bar.
+        save_optimizer: keep AdamW's moments in checkpoints. At base scale they are twice the
+            weights (tens of GB); without them a resumed run restarts the moments from zero.
     """
 
     steps: int = 1000
@@ -101,6 +103,7 @@ class TrainOptions:
     grad_clip: float = 1.0
     threads: int = 1
     progress: bool = True
+    save_optimizer: bool = True
 
 
 @dataclass
@@ -171,7 +174,8 @@ def train(task: TrainingTask, clips: TrainingClips, run: Path, options: TrainOpt
     if latest is not None:
         state = store.load(latest)
         task.load_state_dict(state["task"])
-        optimizer.load_state_dict(state["optimizer"])
+        if "optimizer" in state:  # absent when saved with save_optimizer=False: the moments restart
+            optimizer.load_state_dict(state["optimizer"])
         lr_sched.load_state_dict(state["lr_scheduler"])
         rng.bit_generator.state = state["numpy_rng"]
         generator.set_state(state["torch_rng"])
@@ -202,10 +206,12 @@ def train(task: TrainingTask, clips: TrainingClips, run: Path, options: TrainOpt
                         "clip_frames": frames, "seconds": round(seconds, 2), **extras})
             progress.update(bar, completed=step, loss=loss.item())
             if step % options.checkpoint_every == 0 or step == options.steps:
-                store.save(step, {"task": task.state_dict(), "optimizer": optimizer.state_dict(),
-                                  "lr_scheduler": lr_sched.state_dict(), "numpy_rng": rng.bit_generator.state,
-                                  "torch_rng": generator.get_state(), "step": step, "seconds": seconds},
-                           task.export)
+                saved = {"task": task.state_dict(), "lr_scheduler": lr_sched.state_dict(),
+                         "numpy_rng": rng.bit_generator.state, "torch_rng": generator.get_state(), "step": step,
+                         "seconds": seconds}
+                if options.save_optimizer:
+                    saved["optimizer"] = optimizer.state_dict()
+                store.save(step, saved, task.export)
     log.close()
     final = run / "final"
     tmp = run / ".tmp-final"
