@@ -46,9 +46,9 @@ from ..errors import FaceTalkError
 from ..dialogue.persona_agent import PersonaAgent
 from ..dialogue.turn_end import TranscriptTurnDetector
 from .avatar_output import start_avatar
-from .pcm import SPEECH_RATE
+from ..audio import SPEECH_RATE
 from .turn_metrics import publish_turn_metrics
-from .providers import build_llm, build_stt, build_tts, build_vad, describe
+from .providers import build_llm, build_session_stt, build_stt, build_tts, build_vad, describe
 
 __all__ = [
     "EMBEDDED_LLM_URL_ENV",
@@ -89,13 +89,12 @@ class WorkerResources:
     def load(cls, persona_path: str | Path, pipeline_path: str | Path) -> WorkerResources:
         persona = load_persona(persona_path)
         pipeline = load_pipeline(pipeline_path)
-        speech_detector = build_vad(pipeline.vad)
         return cls(
             persona_path=Path(persona_path),
             persona=persona,
             pipeline=pipeline,
-            vad=speech_detector,
-            stt=build_stt(pipeline.stt, speech_detector),
+            vad=build_vad(pipeline.vad),
+            stt=build_stt(pipeline.stt),
             tts=build_tts(pipeline.tts, persona.voice),
         )
 
@@ -158,9 +157,11 @@ async def entrypoint(ctx: JobContext) -> None:
     persona = resources.persona_for(user)
     logger.info("talking in %s as %s (%s)", ctx.room.name, persona.name, describe(pipeline))
 
+    # One VAD decision serves the session (interruptions, the user's state) and the STT.
+    listening = build_session_stt(pipeline.stt, stt=resources.stt, vad=resources.vad)
     session: AgentSession = AgentSession(
-        vad=resources.vad,
-        stt=resources.stt,
+        vad=listening.vad,
+        stt=listening,
         llm=build_llm(pipeline.llm, embedded_base_url=os.environ.get(EMBEDDED_LLM_URL_ENV)),
         tts=resources.tts_for(persona),
         turn_handling={

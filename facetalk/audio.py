@@ -20,7 +20,7 @@ import numpy as np
 if TYPE_CHECKING:
     from livekit import rtc
 
-__all__ = ["SPEECH_RATE", "MonoResampler", "downmix_int16", "mono_int16", "resample_int16"]
+__all__ = ["SPEECH_RATE", "MonoBuffer", "MonoResampler", "downmix_int16", "mono_int16", "resample_int16"]
 
 SPEECH_RATE = 16_000
 """Sample rate, in Hz, that speech detection and recognition run on (webrtcvad, Whisper)."""
@@ -102,6 +102,43 @@ class MonoResampler:
     def reset(self) -> None:
         """Forget buffered input (after an interruption)."""
         self._resampler = None
+
+
+class MonoBuffer:
+    """A growing clip of mono int16 audio, appended frame by frame (downmixed).
+
+    Appends are amortised O(1): a clip built from n frames costs O(n), where
+    merging all frames again at every look would cost O(n²).
+    """
+
+    def __init__(self) -> None:
+        self._samples = np.zeros(0, np.int16)
+        self.size = 0
+        self.sample_rate = 0
+
+    def extend(self, frames: list[rtc.AudioFrame]) -> None:
+        """Append the frames' samples; all frames must share one sample rate."""
+        for frame in frames:
+            self.sample_rate = frame.sample_rate
+            mono = mono_int16(frame)
+            if self.size + mono.size > self._samples.size:
+                grown = np.zeros(max(2 * self._samples.size, self.size + mono.size), np.int16)
+                grown[: self.size] = self._samples[: self.size]
+                self._samples = grown
+            self._samples[self.size : self.size + mono.size] = mono
+            self.size += mono.size
+
+    def frame(self, start: int = 0) -> rtc.AudioFrame:
+        """The samples from ``start`` on, as one frame (a copy)."""
+        from livekit import rtc
+
+        samples = self._samples[start : self.size]
+        return rtc.AudioFrame(
+            data=samples.tobytes(),
+            sample_rate=self.sample_rate,
+            num_channels=1,
+            samples_per_channel=samples.size,
+        )
 
 
 def _concat(frames: list[rtc.AudioFrame]) -> np.ndarray:
