@@ -52,23 +52,23 @@ class SharedVAD(vad.VAD):
 
     def __init__(self, vad_: vad.VAD) -> None:
         super().__init__(capabilities=vad_.capabilities)
-        self._vad = vad_
+        self._wrapped = vad_
         self._listeners: set[utils.aio.Chan[VADDecision]] = set()
         self._open_segments: set[int] = set()
         self._segment_ids = itertools.count()
 
     @property
     def model(self) -> str:
-        return self._vad.model
+        return self._wrapped.model
 
     @property
     def provider(self) -> str:
-        return self._vad.provider
+        return self._wrapped.provider
 
     @property
     def min_silence_duration(self) -> float | None:
         """The wrapped VAD's, when it says (read by AgentSession and the STT adapter)."""
-        return getattr(self._vad, "min_silence_duration", None)
+        return getattr(self._wrapped, "min_silence_duration", None)
 
     def stream(self) -> SharedVADStream:
         return SharedVADStream(self)
@@ -111,7 +111,7 @@ class SharedVADStream(vad.VADStream):
         self._segment: vad.VADStream | None = self._open_segment()
 
     def _open_segment(self) -> vad.VADStream:
-        segment, stream = self._shared._open_segment(), self._shared._vad.stream()
+        segment, stream = self._shared._open_segment(), self._shared._wrapped.stream()
         self._opened[segment] = stream
         self._segments.send_nowait((segment, stream))
         return stream

@@ -75,26 +75,26 @@ class VADStreamAdapter(stt.STT):
         )
         if interim_interval <= 0:
             raise ValueError(f"interim_interval must be > 0 seconds, got {interim_interval}")
-        self._stt = stt
-        self._vad = vad if isinstance(vad, SharedVAD) else SharedVAD(vad)
+        self._wrapped = stt
+        self._shared_vad = vad if isinstance(vad, SharedVAD) else SharedVAD(vad)
         self._interim_interval = interim_interval
 
     @property
     def vad(self) -> SharedVAD:
         """The VAD to give the session: its decisions drive this STT's streams."""
-        return self._vad
+        return self._shared_vad
 
     @property
     def wrapped_stt(self) -> stt.STT:
-        return self._stt
+        return self._wrapped
 
     @property
     def model(self) -> str:
-        return self._stt.model
+        return self._wrapped.model
 
     @property
     def provider(self) -> str:
-        return self._stt.provider
+        return self._wrapped.provider
 
     async def _recognize_impl(
         self,
@@ -103,7 +103,7 @@ class VADStreamAdapter(stt.STT):
         language: NotGivenOr[str] = NOT_GIVEN,
         conn_options: APIConnectOptions,
     ) -> stt.SpeechEvent:
-        return await self._stt.recognize(buffer, language=language, conn_options=conn_options)
+        return await self._wrapped.recognize(buffer, language=language, conn_options=conn_options)
 
     def stream(
         self,
@@ -114,7 +114,7 @@ class VADStreamAdapter(stt.STT):
         return VADStreamAdapterStream(adapter=self, language=language, conn_options=conn_options)
 
     def prewarm(self) -> None:
-        self._stt.prewarm()
+        self._wrapped.prewarm()
 
 
 class VADStreamAdapterStream(stt.RecognizeStream):
@@ -176,6 +176,8 @@ class VADStreamAdapterStream(stt.RecognizeStream):
                     if not waiting_for:
                         return
 
+        # gather, not a TaskGroup: a failed recognition must reach the base class
+        # as the APIError it is, not inside an ExceptionGroup
         tasks = [
             asyncio.create_task(drop_input(), name="VADStreamAdapterStream.drop_input"),
             asyncio.create_task(follow(), name="VADStreamAdapterStream.follow"),

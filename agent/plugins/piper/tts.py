@@ -259,6 +259,17 @@ class _Sentences:
         self.offset += duration
 
 
+def _initialize(emitter: tts.AudioEmitter, voice: PiperVoice, *, stream: bool) -> None:
+    """Ready ``emitter`` for the voice's 16-bit mono PCM."""
+    emitter.initialize(
+        request_id=utils.shortuuid(),
+        sample_rate=voice.config.sample_rate,
+        num_channels=1,
+        mime_type="audio/pcm",
+        stream=stream,
+    )
+
+
 class PiperChunkedStream(tts.ChunkedStream):
     """One text, synthesised in a worker thread and pushed sentence by sentence."""
 
@@ -268,12 +279,7 @@ class PiperChunkedStream(tts.ChunkedStream):
         self._opts = replace(tts._opts)
 
     async def _run(self, output_emitter: tts.AudioEmitter) -> None:
-        output_emitter.initialize(
-            request_id=utils.shortuuid(),
-            sample_rate=self._voice.config.sample_rate,
-            num_channels=1,
-            mime_type="audio/pcm",
-        )
+        _initialize(output_emitter, self._voice, stream=False)
         await _Sentences(self._voice, self._opts, output_emitter).speak(self.input_text)
         output_emitter.flush()
 
@@ -315,13 +321,7 @@ class PiperSynthesizeStream(tts.SynthesizeStream):
             self._sentence_stream.end_input()
 
     async def _run(self, output_emitter: tts.AudioEmitter) -> None:
-        output_emitter.initialize(
-            request_id=utils.shortuuid(),
-            sample_rate=self._voice.config.sample_rate,
-            num_channels=1,
-            mime_type="audio/pcm",
-            stream=True,
-        )
+        _initialize(output_emitter, self._voice, stream=True)
         output_emitter.start_segment(segment_id=utils.shortuuid())
         sentences = _Sentences(self._voice, self._opts, output_emitter)
         try:
