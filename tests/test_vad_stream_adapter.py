@@ -273,3 +273,33 @@ def test_interim_interval_is_validated() -> None:
     """An interim interval that is not positive is refused when the adapter is built."""
     with pytest.raises(ValueError, match="interim_interval"):
         VADStreamAdapter(stt=build_stt(STTConfig()), vad=WebRTCVAD(), interim_interval=0)
+
+
+@pytest.mark.parametrize("name", ["librivox_0890", "harvard_2"])
+async def test_human_speech_gives_interims_and_a_final(name: str) -> None:
+    """Real people's recordings (a LibriVox reader, a Harvard sentence): interims while they
+    speak, and final transcripts that hear the sentence (WER ≤ 0.3 over the finals)."""
+    import wave
+
+    from facetalk.avatar.models import cache_dir
+    from facetalk.eval.human_speech import HUMAN_CLIPS, fetch_human_speech
+
+    from .speech_audio import samples as pcm_of
+
+    clip = next(c for c in HUMAN_CLIPS if c.name == name)
+    with wave.open(str(fetch_human_speech(cache_dir() / "human-speech")[name])) as f:
+        rate = f.getframerate()
+        speech = to_frame(np.frombuffer(f.readframes(f.getnframes()), np.int16), rate)
+    whisper = build_stt(STTConfig())
+    adapter = VADStreamAdapter(stt=whisper, vad=WebRTCVAD(), interim_interval=0.75)
+    stream = SessionAudio(adapter)
+    pcm = np.concatenate([np.zeros(rate // 2, np.int16), pcm_of(speech), np.zeros(rate, np.int16)])
+    pusher = asyncio.create_task(push_realtime(stream, pcm, rate, speedup=2))
+    events = await collect(stream)
+    await pusher
+
+    assert texts(events, SpeechEventType.INTERIM_TRANSCRIPT)
+    finals = texts(events, SpeechEventType.FINAL_TRANSCRIPT)
+    assert word_error_rate(clip.text, " ".join(finals)) <= 0.3
+    kinds = [ev.type for ev in events]
+    assert kinds.count(SpeechEventType.START_OF_SPEECH) == kinds.count(SpeechEventType.END_OF_SPEECH)

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from livekit import rtc
-from livekit.agents.stt import SpeechEvent, SpeechEventType
+from livekit.agents.stt import SpeechEventType
 
 from facetalk.agent.plugins.piper import PiperTTS
 from facetalk.agent.plugins.faster_whisper import FasterWhisperSTT, short_window
