@@ -28,13 +28,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from livekit import rtc
 from livekit.agents import stt, utils, vad
 from livekit.agents.stt import STTCapabilities
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, APIConnectOptions, NotGivenOr
-from livekit.agents.utils import AudioBuffer
+from livekit.agents.utils import AudioBuffer, is_given
 
 from facetalk.audio import MonoBuffer
 
@@ -50,6 +50,12 @@ the LLM's first sentence and its audio are ready when the VAD ends speech
 (its ``min_silence_duration``: the pipeline's ``vad.min_silence_ms``). VADs
 report silence a window late, so the user has been quiet about 0.12 s by then.
 A VAD with a shorter ``min_silence_duration`` gets a preflight at half of it."""
+
+
+@dataclass
+class _AdapterOptions:
+    interim_interval: float
+    preflight_silence: float
 
 
 class VADStreamAdapter(stt.STT):
@@ -73,11 +79,20 @@ class VADStreamAdapter(stt.STT):
                 streaming=True, interim_results=True, keyterms=stt.capabilities.keyterms
             )
         )
-        if interim_interval <= 0:
-            raise ValueError(f"interim_interval must be > 0 seconds, got {interim_interval}")
         self._wrapped = stt
         self._shared_vad = vad if isinstance(vad, SharedVAD) else SharedVAD(vad)
-        self._interim_interval = interim_interval
+        vad_silence = self._shared_vad.min_silence_duration
+        self._opts = _AdapterOptions(
+            interim_interval=_checked_interval(interim_interval),
+            preflight_silence=(
+                min(PREFLIGHT_SILENCE_S, vad_silence / 2) if vad_silence else PREFLIGHT_SILENCE_S
+            ),
+        )
+
+    def update_options(self, *, interim_interval: NotGivenOr[float] = NOT_GIVEN) -> None:
+        """Change the interim interval of streams started from now on."""
+        if is_given(interim_interval):
+            self._opts.interim_interval = _checked_interval(interim_interval)
 
     @property
     def vad(self) -> SharedVAD:
@@ -111,10 +126,18 @@ class VADStreamAdapter(stt.STT):
         language: NotGivenOr[str] = NOT_GIVEN,
         conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
     ) -> VADStreamAdapterStream:
-        return VADStreamAdapterStream(adapter=self, language=language, conn_options=conn_options)
+        return VADStreamAdapterStream(
+            adapter=self, opts=replace(self._opts), language=language, conn_options=conn_options
+        )
 
     def prewarm(self) -> None:
         self._wrapped.prewarm()
+
+
+def _checked_interval(interim_interval: float) -> float:
+    if interim_interval <= 0:
+        raise ValueError(f"interim_interval must be > 0 seconds, got {interim_interval}")
+    return interim_interval
 
 
 class VADStreamAdapterStream(stt.RecognizeStream):
@@ -130,6 +153,7 @@ class VADStreamAdapterStream(stt.RecognizeStream):
         self,
         *,
         adapter: VADStreamAdapter,
+        opts: _AdapterOptions,
         language: NotGivenOr[str],
         conn_options: APIConnectOptions,
     ) -> None:
@@ -138,12 +162,9 @@ class VADStreamAdapterStream(stt.RecognizeStream):
             stt=adapter, conn_options=APIConnectOptions(max_retry=0, timeout=conn_options.timeout)
         )
         self._adapter = adapter
+        self._opts = opts
         self._language = language
         self._recognize_options = conn_options
-        vad_silence = adapter.vad.min_silence_duration
-        self._preflight_silence = (
-            min(PREFLIGHT_SILENCE_S, vad_silence / 2) if vad_silence else PREFLIGHT_SILENCE_S
-        )
         self._decisions = adapter.vad.listen()
 
     async def _run(self) -> None:
@@ -245,10 +266,10 @@ class _Utterances:
             silence = event.raw_accumulated_silence
             busy = self._latest is not None and not self._latest.done()
             # Interims only while words arrive: a recognition in a pause is the preflight's job.
-            if self._since_interim >= self._stream._adapter._interim_interval and not busy and silence == 0:
+            if self._since_interim >= self._stream._opts.interim_interval and not busy and silence == 0:
                 self._since_interim = 0.0
                 self._recognize_interim(end=event.timestamp)
-            elif silence >= self._stream._preflight_silence and (
+            elif silence >= self._stream._opts.preflight_silence and (
                 self._preflight is None or self._preflight.until <= event.timestamp - silence
             ):
                 self._since_interim = 0.0

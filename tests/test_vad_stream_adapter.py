@@ -270,9 +270,13 @@ async def test_interims_recognise_only_the_new_speech(
 
 
 def test_interim_interval_is_validated() -> None:
-    """An interim interval that is not positive is refused when the adapter is built."""
+    """An interim interval that is not positive is refused, at construction and in update_options."""
     with pytest.raises(ValueError, match="interim_interval"):
         VADStreamAdapter(stt=build_stt(STTConfig()), vad=WebRTCVAD(), interim_interval=0)
+    adapter = VADStreamAdapter(stt=build_stt(STTConfig()), vad=WebRTCVAD(), interim_interval=1.5)
+    adapter.update_options(interim_interval=0.5)
+    with pytest.raises(ValueError, match="interim_interval"):
+        adapter.update_options(interim_interval=-1.0)
 
 
 @pytest.mark.parametrize("name", ["librivox_0890", "harvard_2"])
