@@ -20,7 +20,12 @@ and gives what turn-taking needs early:
 
 Recognitions go through the wrapped STT's public ``recognize()``, one at a time.
 The audio is what the VAD's events carry; the frames pushed into the stream are
-not needed and are dropped.
+not needed and are dropped. So the STT hears what the VAD hears, also where
+livekit-agents would feed the STT silence instead (during AEC warm-up, and
+while the agent says something uninterruptible with
+``discard_audio_if_uninterruptible``); FaceTalk's worker runs without AEC
+warm-up, and with ``turn.allow_interruptions: false`` the user's words spoken
+over the agent are transcribed rather than dropped.
 """
 
 from __future__ import annotations
