@@ -20,13 +20,14 @@ fresh wrapped stream takes the next frame.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 from dataclasses import dataclass
 
 from livekit import rtc
 from livekit.agents import utils, vad
+
+from .concurrency import run_together
 
 __all__ = ["SharedVAD", "SharedVADStream", "VADDecision"]
 
@@ -144,13 +145,8 @@ class SharedVADStream(vad.VADStream):
                 finally:
                     await self._close_segment(segment)
 
-        tasks = [
-            asyncio.create_task(forward_input(), name="SharedVADStream.forward_input"),
-            asyncio.create_task(forward_events(), name="SharedVADStream.forward_events"),
-        ]
         try:
-            await asyncio.gather(*tasks)
+            await run_together(forward_input(), forward_events())
         finally:
-            await utils.aio.cancel_and_wait(*tasks)
             for segment in list(self._opened):
                 await self._close_segment(segment)

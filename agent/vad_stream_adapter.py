@@ -43,6 +43,7 @@ from livekit.agents.utils import AudioBuffer, is_given
 
 from facetalk.audio import MonoBuffer
 
+from .concurrency import run_together
 from .shared_vad import SharedVAD, VADDecision
 
 __all__ = ["PREFLIGHT_SILENCE_S", "VADStreamAdapter", "VADStreamAdapterStream"]
@@ -202,16 +203,9 @@ class VADStreamAdapterStream(stt.RecognizeStream):
                     if not waiting_for:
                         return
 
-        # gather, not a TaskGroup: a failed recognition must reach the base class
-        # as the APIError it is, not inside an ExceptionGroup
-        tasks = [
-            asyncio.create_task(drop_input(), name="VADStreamAdapterStream.drop_input"),
-            asyncio.create_task(follow(), name="VADStreamAdapterStream.follow"),
-        ]
         try:
-            await asyncio.gather(*tasks)
+            await run_together(drop_input(), follow())
         finally:
-            await utils.aio.cancel_and_wait(*tasks)
             shared.forget(self._decisions)
             for segment in utterances.values():
                 await segment.aclose()
