@@ -188,7 +188,7 @@ def web(
         "0 hands out tokens without checking.")] = 1.5,
 ) -> None:
     """Serve the browser page and its join tokens (LiveKit keys from the environment)."""
-    from .personas import PersonaCatalog
+    from .dialogue.personas import PersonaCatalog
     from .web import WebServer, require_built_page
 
     require_built_page()

@@ -24,7 +24,7 @@ from pydantic import SecretStr
 
 from facetalk.config import LiveKitConfig
 from facetalk.livekit_server import LocalLiveKitServer, free_port
-from facetalk.personas import PersonaCatalog
+from facetalk.dialogue.personas import PersonaCatalog
 from facetalk.simulated_user import SimulatedUser
 from facetalk.web import WebServer
 

@@ -25,7 +25,7 @@ from pydantic import SecretStr
 from facetalk.agent.scripted_llm_server import ScriptedLLMServer
 from facetalk.config import LiveKitConfig
 from facetalk.livekit_server import LocalLiveKitServer, free_port
-from facetalk.personas import PersonaCatalog
+from facetalk.dialogue.personas import PersonaCatalog
 from facetalk.simulated_user import MIC_RATE
 from facetalk.web import WebServer
 
