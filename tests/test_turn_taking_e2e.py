@@ -15,6 +15,7 @@ import pytest
 import pytest_asyncio
 
 from facetalk.agent.scripted_llm_server import ScriptedLLMServer
+from facetalk.config import TurnConfig
 from facetalk.livekit_server import LocalLiveKitServer
 from facetalk.simulated_user import MIC_RATE, SimulatedUser
 
@@ -23,7 +24,7 @@ from .speech import speak, transcribe
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
-LLM_DELAY_S = 3.0  # the pipeline's filler_after_s is 2.0
+LLM_DELAY_S = TurnConfig().filler_after_s + 1.0  # the shipped pipeline keeps the default
 THINKING_PAUSE_S = 0.7
 
 

@@ -174,7 +174,11 @@ class TurnConfig(_Strict):
         "comma) waits max_endpointing_delay_s for more (dialogue/turn_end.py). "
         "silence: every turn ends after min_endpointing_delay_s.",
     )
-    min_endpointing_delay_s: float = Field(default=0.2, ge=0.0)
+    min_endpointing_delay_s: float = Field(
+        default=0.2,
+        ge=0.0,
+        description="After the last speech of a finished sentence, before the turn is the agent's.",
+    )
     max_endpointing_delay_s: float = Field(
         default=1.5,
         gt=0.0,
@@ -198,7 +202,9 @@ class TurnConfig(_Strict):
         description="Seconds without a first LLM token before the persona says its "
         "thinking_filler; the answer follows when it comes. None: never.",
     )
-    idle_after_s: float = Field(default=8.0, gt=0.0)
+    idle_after_s: float = Field(
+        default=8.0, gt=0.0, description="Seconds of quiet after which the avatar shows its idle state."
+    )
 
 
 class WorkerConfig(_Strict):
