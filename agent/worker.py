@@ -42,6 +42,7 @@ from livekit.agents import (
 )
 from livekit.agents.voice.agent_session import SessionConnectOptions
 from livekit.agents.voice.room_io import AudioInputOptions, RoomOptions
+
 from ..config import PipelineConfig, TTSConfig, WorkerConfig, load_pipeline
 from ..dialogue.avatar_state import AvatarStateDriver
 from ..dialogue.persona_agent import PersonaAgent
@@ -49,8 +50,8 @@ from ..dialogue.personas import PersonaChoice
 from ..dialogue.turn_policy import AEC_WARMUP_S, MIC_FRAME_MS, turn_handling
 from .avatar_output import start_avatar
 from .pcm import SPEECH_RATE
-from .turn_metrics import publish_turn_metrics
 from .providers import build_llm, build_stt, build_tts, build_vad, describe
+from .turn_metrics import publish_turn_metrics
 
 __all__ = [
     "EMBEDDED_LLM_URL_ENV",

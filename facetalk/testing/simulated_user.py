@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from livekit import rtc
 
-from .dialogue.protocol import AVATAR_STATE_ATTRIBUTE, METRICS_TOPIC
+from ..dialogue.protocol import AVATAR_STATE_ATTRIBUTE, METRICS_TOPIC
 
 __all__ = ["ReceivedAudio", "ReceivedVideo", "SimulatedUser", "Utterance"]
 
