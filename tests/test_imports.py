@@ -1,4 +1,4 @@
-"""The CLI imports light and without cycles: every worker and test subprocess starts with it."""
+"""What importing a part of FaceTalk loads: the CLI stays light and acyclic, the product leaves the test harness out."""
 
 from __future__ import annotations
 
@@ -24,6 +24,12 @@ def test_importing_the_cli_loads_neither_livekit_agents_nor_the_avatar() -> None
     """`import facetalk.cli` registers every command without importing what the commands use."""
     loaded = _modules_after("import facetalk.cli")
     assert not [name for name in loaded if name.startswith(HEAVY)], sorted(n for n in loaded if n.startswith(HEAVY))
+
+
+def test_the_product_does_not_load_the_test_harness() -> None:
+    """The worker, the web server and the CLI run without facetalk.testing (only the tests and 'facetalk eval' use it)."""
+    loaded = _modules_after("import facetalk.cli, facetalk.agent.worker, facetalk.agent.launcher, facetalk.web")
+    assert not [name for name in loaded if name.startswith("facetalk.testing")]
 
 
 def test_the_avatar_commands_import_without_the_cli() -> None:
