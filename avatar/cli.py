@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from ..cli import reports_errors
+from ..cli_errors import reports_errors
 from ..errors import FaceTalkError
 
 __all__ = ["bench_app", "models_app", "persona_app", "render_command"]

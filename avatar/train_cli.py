@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from ..cli import reports_errors
+from ..cli_errors import reports_errors
 from ..errors import FaceTalkError
 
 __all__ = ["eval_generator_command", "train_app"]

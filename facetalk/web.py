@@ -33,13 +33,13 @@ from typing import Any
 
 from aiohttp import web
 
-from .agent.worker import PERSONA_ATTRIBUTE
 from .availability import AgentAvailability, LiveKitUnavailableError
 from .config import LiveKitConfig
+from .dialogue.personas import PERSONA_ID_PATTERN, PersonaCatalog, UnknownPersonaError
+from .dialogue.protocol import PERSONA_ATTRIBUTE
 from .errors import FaceTalkError
 from .http_service import HTTPService
 from .livekit_server import make_token
-from .personas import PERSONA_ID_PATTERN, PersonaCatalog, UnknownPersonaError
 
 __all__ = ["PAGE_DIR", "WebServer", "require_built_page"]
 

@@ -66,11 +66,11 @@ if ! "$VENV/bin/python" -c 'from facetalk.livekit_server import find_server; fin
   "$VENV/bin/facetalk" server build
 fi
 
-# The browser page of 'facetalk web', rebuilt when its sources or lock file change.
+# The browser page of 'facetalk web', rebuilt when its sources, the wire names it imports or its lock file change.
 if ! command -v npm >/dev/null; then
   die "the web page needs Node.js >= 18 with npm (e.g. apt-get install nodejs npm)"
 fi
-web_want="$(cat web/package-lock.json web/src/* | sha256sum | cut -d' ' -f1)"
+web_want="$(cat web/package-lock.json web/src/* dialogue/protocol.json | sha256sum | cut -d' ' -f1)"
 if [ "$(cat web/dist/.built 2>/dev/null)" != "$web_want" ]; then
   say "building the web page into web/dist"
   (cd web && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build)

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ...cli import reports_errors
+from ...cli_errors import reports_errors
 
 __all__ = ["data_app"]
 
