@@ -21,11 +21,12 @@ import yaml
 
 from .errors import FaceTalkError
 from .livekit_server import LocalLiveKitServer
+from .resources import PACKAGED_CONFIGS
 from .shutdown import child_process_options
 
 __all__ = ["running_worker"]
 
-_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+_CONFIGS = PACKAGED_CONFIGS
 
 
 @contextlib.contextmanager
