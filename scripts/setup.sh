@@ -38,7 +38,7 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
   # machine (about 4 min) and kept in the user's cache, so a fresh clone reuses it.
   LLAMA_SPEC="llama-cpp-python>=0.3.7,<0.4"
   LLAMA_CMAKE="-DGGML_NATIVE=OFF;-DGGML_AVX=ON;-DGGML_AVX2=ON;-DGGML_FMA=ON;-DGGML_F16C=ON"
-  WHEELS="${XDG_CACHE_HOME:-$HOME/.cache}/facetalk/wheels/$(echo "$LLAMA_SPEC $LLAMA_CMAKE" | sha256sum | cut -c1-12)"
+  WHEELS="${FACETALK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/facetalk}/wheels/$(echo "$LLAMA_SPEC $LLAMA_CMAKE" | sha256sum | cut -c1-12)"
   if ! ls "$WHEELS"/llama_cpp_python-*.whl >/dev/null 2>&1; then
     say "building llama-cpp-python into $WHEELS (once per machine, ~4 min)"
     "$VENV/bin/python" -m pip --version >/dev/null 2>&1 || "$UV" pip install --python "$VENV/bin/python" -q pip
