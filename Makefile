@@ -10,9 +10,9 @@ demo: setup
 test: setup
 	.venv/bin/pytest
 
-# The installable wheel, with the built web page inside, into dist/.
+# The sdist and, built from it, the installable wheel (web page inside) into dist/.
 wheel: setup
-	"$$(command -v uv || echo .venv/bin/uv)" build --wheel --out-dir dist .
+	"$$(command -v uv || echo .venv/bin/uv)" build --out-dir dist .
 
 clean:
 	rm -rf .venv bin build dist .pytest_cache

@@ -1,11 +1,12 @@
 """The wheel works outside the repository, as a new user installs it.
 
-The module builds the wheel of this checkout once, installs it with its core
-dependencies (no extras) into a fresh virtualenv in a temporary folder, and
-runs the user's first commands there: ``facetalk init``, ``facetalk config
-check``, ``facetalk models fetch`` and ``facetalk persona prepare``. The
-dependencies are pinned to this environment's versions and come from the uv
-cache that ``make setup`` filled (the registry only if the cache lacks one).
+The module builds the sdist and, from it, the wheel of this checkout once,
+installs the wheel with its core dependencies (no extras) into a fresh
+virtualenv in a temporary folder, and runs the user's first commands there:
+``facetalk init``, ``facetalk config check``, ``facetalk models fetch`` and
+``facetalk persona prepare``. The dependencies are pinned to this
+environment's versions and come from the uv cache that ``make setup`` filled
+(the registry only if the cache lacks one).
 """
 
 from __future__ import annotations
@@ -74,8 +75,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installation:
     """The wheel of this checkout, installed with core dependencies into a fresh virtualenv outside it."""
     root = tmp_path_factory.mktemp("install")
     assert not root.resolve().is_relative_to(REPO)
-    subprocess.run([_uv(), "build", "--wheel", "--quiet", "--out-dir", str(root / "dist"), str(REPO)],
-                   check=True, timeout=300)  # fmt: skip
+    # The sdist first, then the wheel from it in a clean folder: a stale build/lib of the checkout (a module
+    # moved away since) cannot leak into it, and the sdist is checked to be complete.
+    subprocess.run([_uv(), "build", "--quiet", "--out-dir", str(root / "dist"), str(REPO)], check=True, timeout=300)
     (wheel,) = (root / "dist").glob("facetalk-*.whl")
     venv = root / "venv"
     subprocess.run([_uv(), "venv", "--quiet", "--python", sys.executable, str(venv)], check=True, timeout=120)
