@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from facetalk import resources
 from facetalk.errors import FaceTalkError
 
-from .conftest import CONFIGS
+from .conftest import CONFIGS, REPO
 
 
 def test_a_checkout_reads_the_repository_folders() -> None:
@@ -71,3 +72,23 @@ def test_cache_dir_honours_facetalk_cache_then_xdg(
         else:
             monkeypatch.setenv(name, value)
     assert resources.cache_dir() == Path(expected).expanduser()
+
+
+def test_only_resources_names_the_shipped_folders() -> None:
+    """Product code reaches configs/ and web/dist/ through facetalk.resources, so it works from a wheel.
+
+    A path such as ``Path("configs/persona.yaml")`` works only in the repository's folder, and
+    ``Path(__file__).parent.parent / "configs"`` only in a checkout; both broke the installed package.
+    """
+    literal = re.compile(r"""["']configs["'/]|["']web/dist|["']web["']\s*/\s*["']dist""")
+    offenders = [
+        f"{path.relative_to(REPO)}:{number}: {line.strip()}"
+        for folder in ("facetalk", "agent", "avatar", "dialogue")
+        for path in sorted((REPO / folder).rglob("*.py"))
+        if path != REPO / "facetalk" / "resources.py"
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if literal.search(line)
+    ]
+    assert not offenders, "use facetalk.resources (default_config, PACKAGED_CONFIGS, PACKAGED_WEB_PAGE):\n" + "\n".join(
+        offenders
+    )
