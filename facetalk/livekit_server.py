@@ -81,7 +81,11 @@ def build_server() -> Path:
     dest_dir = server_cache_dir()
     go = shutil.which("go")
     if go is None:
-        raise FaceTalkError("cannot build livekit-server: 'go' is not installed", hint=_install_hint())
+        raise FaceTalkError(
+            "cannot build livekit-server: 'go' is not installed",
+            hint="install Go >= 1.26 (https://go.dev/dl/) and run this again, or put a livekit-server "
+            "binary on PATH or set FACETALK_LIVEKIT_SERVER to its path",
+        )
     dest_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as gobin:
         result = subprocess.run(
