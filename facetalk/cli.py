@@ -25,6 +25,7 @@ from rich.console import Console
 from .cli_errors import reports_errors
 from .errors import FaceTalkError
 from .lazy_commands import LazyCommands
+from .resources import default_config, init_project
 from .shutdown import sigterm_as_interrupt, stop_requested
 
 
@@ -103,7 +104,7 @@ def server_run(
 @server_app.command("build")
 @reports_errors
 def server_build() -> None:
-    """Build the pinned livekit-server into ./bin with 'go install'."""
+    """Build the pinned livekit-server with 'go install' into the user's cache (once)."""
     from .livekit_server import LIVEKIT_SERVER_VERSION, build_server
 
     with console.status(f"building livekit-server {LIVEKIT_SERVER_VERSION} (a few minutes)…"):
@@ -125,10 +126,24 @@ def server_token(
     console.print(make_token(identity, room, api_key=lk.api_key, api_secret=lk.api_secret.get_secret_value()))
 
 
-DEFAULT_PERSONA = Path("configs/persona.yaml")
-DEFAULT_PIPELINE = Path("configs/pipeline.yaml")
+# ./configs/<name> when the current folder has it (a 'facetalk init' project, the repository), else the packaged one.
+DEFAULT_PERSONA = default_config("persona.yaml")
+DEFAULT_PIPELINE = default_config("pipeline.yaml")
 PersonaOption = Annotated[Path, typer.Option(help="Persona YAML.", envvar="FACETALK_PERSONA")]
 PipelineOption = Annotated[Path, typer.Option(help="Pipeline YAML.", envvar="FACETALK_PIPELINE")]
+
+
+@app.command("init")
+@reports_errors
+def init(
+    folder: Annotated[Path, typer.Argument(help="Project folder; created if missing.")] = Path("."),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite config files that already exist.")] = False,
+) -> None:
+    """Write editable copies of the default personas, portraits and pipeline into FOLDER/configs."""
+    for path in init_project(folder, force=force):
+        console.print(f"[green]✓[/] {path}", highlight=False)
+    console.print(f"Edit them, then run facetalk in {folder} (e.g. 'facetalk demo'): it uses ./configs there.",
+                  highlight=False)
 
 
 @app.command(

@@ -22,12 +22,13 @@ import yaml
 
 from ..errors import FaceTalkError
 from ..livekit_server import LocalLiveKitServer
+from ..resources import PACKAGED_CONFIGS
 from ..shutdown import child_process_options
 from .scripted_llm import ScriptedLLMServer
 
 __all__ = ["SCRIPTED_ANSWERS", "local_stack", "running_worker"]
 
-_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+_CONFIGS = PACKAGED_CONFIGS
 
 SCRIPTED_ANSWERS = {
     "name": "My name is Astra.",
