@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..config import PersonaConfig
-from ..simulated_user import ReceivedVideo
+from ..testing.simulated_user import ReceivedVideo
 
 if TYPE_CHECKING:
     from ..avatar.landmarks import FaceLandmarker
