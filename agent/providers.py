@@ -1,8 +1,11 @@
 """Build the STT, VAD, LLM and TTS a pipeline config names.
 
-Each provider is a livekit-agents plugin (ours, or livekit's own). This module
-is the one place that maps config choices to classes, so adding a provider
-means one new branch here and one new config model in ``facetalk.config``.
+Each provider is a livekit-agents plugin (ours in :mod:`facetalk.agent.plugins`,
+or livekit's own). The plugins know nothing of our config: this module is the
+one place that maps config choices to constructors (and milliseconds to
+seconds), so adding a provider means one new branch here and one new config
+model in ``facetalk.config``. The config's defaults are the project's; a plugin's
+constructor defaults only serve who uses the plugin on its own.
 """
 
 from __future__ import annotations
@@ -24,8 +27,17 @@ from ..config import (
 )
 from ..errors import FaceTalkError
 from .embedded_llm import EMBEDDED_MODEL_NAME
+from .vad_stream_adapter import VADStreamAdapter
 
-__all__ = ["build_llm", "build_stt", "build_tts", "build_vad", "describe", "load_class"]
+__all__ = [
+    "build_llm",
+    "build_session_stt",
+    "build_stt",
+    "build_tts",
+    "build_vad",
+    "describe",
+    "load_class",
+]
 
 _OPENAI_HINT = "pip install 'facetalk[openai]'"
 
@@ -42,16 +54,36 @@ def build_vad(config: VADConfig) -> vad.VAD:
             min_silence_duration=config.min_silence_ms / 1000,
             prefix_padding_duration=config.padding_ms / 1000,
         )
-    from .webrtc_vad import WebRTCVAD
+    from .plugins.webrtcvad import WebRTCVAD
 
-    return WebRTCVAD.from_config(config)
+    return WebRTCVAD(
+        aggressiveness=config.aggressiveness,
+        min_speech_duration=config.min_speech_ms / 1000,
+        min_silence_duration=config.min_silence_ms / 1000,
+        prefix_padding_duration=config.padding_ms / 1000,
+    )
 
 
-def build_stt(config: STTConfig, vad: vad.VAD) -> stt.STT:
-    """faster-whisper, its segments cut by ``vad``."""
-    from .whisper_stt import FasterWhisperSTT
+def build_stt(config: STTConfig) -> stt.STT:
+    """faster-whisper, loaded once per process; it recognises whole utterances."""
+    from .plugins.faster_whisper import FasterWhisperSTT
 
-    return FasterWhisperSTT.from_config(config, vad=vad)
+    return FasterWhisperSTT.load(
+        model=config.model,
+        device=config.device,
+        compute_type=config.compute_type,
+        language=config.language or None,
+        beam_size=config.beam_size,
+    )
+
+
+def build_session_stt(config: STTConfig, *, stt: stt.STT, vad: vad.VAD) -> VADStreamAdapter:
+    """The STT one session streams with: ``stt`` cut by ``vad``, with interims and preflights.
+
+    Give the session the adapter's ``vad`` too, so that one VAD decision serves
+    both; build one per session.
+    """
+    return VADStreamAdapter(stt=stt, vad=vad, interim_interval=config.interim_interval_s)
 
 
 def build_tts(config: TTSConfig, voice: str) -> tts.TTS:
@@ -59,9 +91,9 @@ def build_tts(config: TTSConfig, voice: str) -> tts.TTS:
     if config.provider == "openai":
         openai = _import_openai_plugin()
         return openai.TTS(model=config.model, voice=voice, speed=config.speed)
-    from .piper_tts import PiperTTS
+    from .plugins.piper import PiperTTS
 
-    return PiperTTS.from_persona_voice(voice, speed=config.speed)
+    return PiperTTS.load(voice=voice, speed=config.speed)
 
 
 def build_llm(

@@ -48,9 +48,9 @@ from ..dialogue.avatar_state import AvatarStateDriver
 from ..dialogue.persona_agent import PersonaAgent
 from ..dialogue.personas import PersonaChoice
 from ..dialogue.turn_policy import AEC_WARMUP_S, MIC_FRAME_MS, turn_handling
+from ..audio import SPEECH_RATE
 from .avatar_output import start_avatar
-from .pcm import SPEECH_RATE
-from .providers import build_llm, build_stt, build_tts, build_vad, describe
+from .providers import build_llm, build_session_stt, build_stt, build_tts, build_vad, describe
 from .turn_metrics import publish_turn_metrics
 
 __all__ = [
@@ -88,10 +88,9 @@ class SpeechModels:
     @classmethod
     def load(cls, pipeline: PipelineConfig, voice: str) -> SpeechModels:
         """Build the pipeline's models, the TTS speaking ``voice`` (blocking: meant for prewarm)."""
-        speech_detector = build_vad(pipeline.vad)
         return cls(
-            vad=speech_detector,
-            stt=build_stt(pipeline.stt, speech_detector),
+            vad=build_vad(pipeline.vad),
+            stt=build_stt(pipeline.stt),
             tts=build_tts(pipeline.tts, voice),
             tts_config=pipeline.tts,
             voice=voice,
@@ -148,9 +147,11 @@ async def entrypoint(ctx: JobContext) -> None:
     persona = resources.personas.persona_for(user.attributes)
     logger.info("talking in %s as %s (%s)", ctx.room.name, persona.name, describe(pipeline))
 
+    # One VAD decision serves the session (interruptions, the user's state) and the STT.
+    listening = build_session_stt(pipeline.stt, stt=models.stt, vad=models.vad)
     session: AgentSession = AgentSession(
-        vad=models.vad,
-        stt=models.stt,
+        vad=listening.vad,
+        stt=listening,
         llm=build_llm(pipeline.llm, embedded_base_url=os.environ.get(EMBEDDED_LLM_URL_ENV)),
         tts=models.tts_for(persona.voice),
         turn_handling=turn_handling(pipeline.turn),

@@ -1,8 +1,8 @@
 """Audio input of the avatar: one fixed format, and per-frame features.
 
 Whatever the TTS produces (any sample rate, any channel count) is downmixed
-and resampled to :data:`SAMPLE_RATE` mono int16, the format the generator
-yields back. Motion synthesis reads one :class:`AudioFeatures` per video frame.
+and resampled (by :mod:`facetalk.audio`) to :data:`SAMPLE_RATE` mono int16,
+the format the generator yields back. Motion synthesis reads one :class:`AudioFeatures` per video frame.
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:  # livekit is imported where it is used, so the diffusion bench runs without it
-    from livekit import rtc
+from .. import audio
 
 if TYPE_CHECKING:
     from .visemes import VisemeFrame
@@ -45,50 +44,11 @@ class AudioFeatures:
     viseme: VisemeFrame | None = None
 
 
-class MonoResampler:
-    """Turns audio frames of any rate and layout into int16 mono at ``SAMPLE_RATE``.
-
-    Stateful (it keeps the resampler's filter history between frames); call
-    :meth:`flush` at the end of a segment and :meth:`reset` after an interruption.
-    """
+class MonoResampler(audio.MonoResampler):
+    """:class:`facetalk.audio.MonoResampler` at the avatar's :data:`SAMPLE_RATE` by default."""
 
     def __init__(self, sample_rate: int = SAMPLE_RATE) -> None:
-        self._rate = sample_rate
-        self._resampler: rtc.AudioResampler | None = None
-        self._input_rate = 0
-
-    def push(self, frame: rtc.AudioFrame) -> np.ndarray:
-        """Convert one frame; returns the int16 samples available so far (maybe none)."""
-        data = np.frombuffer(frame.data, np.int16).reshape(-1, frame.num_channels)
-        mono = data[:, 0] if frame.num_channels == 1 else data.mean(axis=1).astype(np.int16)
-        if frame.sample_rate == self._rate:
-            return mono.copy()
-        if self._resampler is None or frame.sample_rate != self._input_rate:
-            from livekit import rtc
-
-            self._resampler = rtc.AudioResampler(frame.sample_rate, self._rate, num_channels=1,
-                                                 quality=rtc.AudioResamplerQuality.MEDIUM)
-            self._input_rate = frame.sample_rate
-        out = self._resampler.push(bytearray(mono.tobytes()))
-        return _concat(out)
-
-    def flush(self) -> np.ndarray:
-        """The samples still inside the resampler's filter, at the end of a segment."""
-        if self._resampler is None:
-            return np.zeros(0, np.int16)
-        out = _concat(self._resampler.flush())
-        self._resampler = None
-        return out
-
-    def reset(self) -> None:
-        """Forget buffered input (after an interruption)."""
-        self._resampler = None
-
-
-def _concat(frames: list[rtc.AudioFrame]) -> np.ndarray:
-    if not frames:
-        return np.zeros(0, np.int16)
-    return np.concatenate([np.frombuffer(f.data, np.int16) for f in frames])
+        super().__init__(sample_rate)
 
 
 class FeatureExtractor:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facetalk.agent.pcm import resample_int16
+from facetalk.audio import resample_int16
 from facetalk.avatar import speech as avatar_speech
 from facetalk.avatar.landmarks import FaceLandmarker
 from facetalk.avatar.phonemes import PhonemeSpan

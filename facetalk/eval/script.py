@@ -108,7 +108,7 @@ def load_script(path: Path) -> list[ScriptTurn]:
 
 def turn_audio(turn: ScriptTurn, rate: int) -> np.ndarray:
     """The turn's speech as int16 mono at ``rate``."""
-    from ..agent.pcm import resample_int16
+    from ..audio import resample_int16
     from ..avatar.audio import SAMPLE_RATE
     from ..avatar.offline import read_audio
     from ..avatar.speech import speak

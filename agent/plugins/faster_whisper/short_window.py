@@ -19,21 +19,48 @@ stayed within 0.03 of it):
 - the decode may run to only about 15 tokens per second of audio, and a
   transcript cut off there mid-segment, or that looks like a loop (Whisper's own
   compression-ratio test), is refused, and the caller decodes the 30 s window.
+
+faster-whisper's public API has no short window, so this module is the ONE place
+that uses its internals: ``WhisperModel.model`` (the CTranslate2 model:
+``is_multilingual``, ``encode``, ``generate``), ``hf_tokenizer``,
+``feature_extractor``, and ``Tokenizer``, ``get_compression_ratio`` and
+``get_suppressed_tokens``, which are outside faster-whisper's ``__all__``. An
+upgrade that removes them fails this module's import with a message that says
+so; one that changes them at run time makes :func:`decode_in_short_window` log
+a warning and fall back to the 30 s window. ``tests/test_whisper_window.py``
+checks :func:`missing_internals` against the installed version.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import ctranslate2
 import numpy as np
 from faster_whisper import WhisperModel
-from faster_whisper.tokenizer import Tokenizer
-from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
 
-from .pcm import SPEECH_RATE
+from facetalk.audio import SPEECH_RATE
 
-__all__ = ["MIN_WINDOW_S", "WindowTranscript", "decode_in_short_window"]
+try:
+    from faster_whisper.tokenizer import Tokenizer
+    from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
+except ImportError as e:  # pragma: no cover - only on a faster-whisper upgrade
+    raise ImportError(
+        f"this faster-whisper no longer has the internals the short-window decode uses ({e}); "
+        "update facetalk/agent/plugins/faster_whisper/short_window.py, or pin faster-whisper "
+        "to the version in pyproject.toml"
+    ) from e
+
+__all__ = [
+    "MIN_WINDOW_S",
+    "WindowTranscript",
+    "decode_in_short_window",
+    "is_multilingual",
+    "missing_internals",
+]
+
+logger = logging.getLogger(__name__)
 
 MIN_WINDOW_S = 8.0
 """The shortest window decoded; shorter ones made tiny.en loop on short words."""
@@ -71,6 +98,35 @@ class WindowTranscript:
     avg_logprob: float
 
 
+def missing_internals(model: WhisperModel) -> list[str]:
+    """The faster-whisper internals this module uses that ``model`` lacks (empty: none)."""
+    wanted = {
+        "WhisperModel.hf_tokenizer": (model, "hf_tokenizer"),
+        "WhisperModel.model": (model, "model"),
+        "WhisperModel.feature_extractor": (model, "feature_extractor"),
+    }
+    missing = [name for name, (obj, attribute) in wanted.items() if not hasattr(obj, attribute)]
+    inner = {
+        "WhisperModel.model.is_multilingual": (getattr(model, "model", None), "is_multilingual"),
+        "WhisperModel.model.encode": (getattr(model, "model", None), "encode"),
+        "WhisperModel.model.generate": (getattr(model, "model", None), "generate"),
+        "WhisperModel.feature_extractor.hop_length": (
+            getattr(model, "feature_extractor", None),
+            "hop_length",
+        ),
+    }
+    missing += [name for name, (obj, attribute) in inner.items() if not hasattr(obj, attribute)]
+    for name in ("sot_sequence", "timestamp_begin", "decode"):
+        if not hasattr(Tokenizer, name):
+            missing.append(f"faster_whisper.tokenizer.Tokenizer.{name}")
+    return missing
+
+
+def is_multilingual(model: WhisperModel) -> bool:
+    """Whether the model can transcribe other languages than English (and detect them)."""
+    return bool(model.model.is_multilingual)
+
+
 def decode_in_short_window(
     model: WhisperModel, audio: np.ndarray, *, language: str, beam_size: int
 ) -> WindowTranscript | None:
@@ -81,6 +137,22 @@ def decode_in_short_window(
     then. The text is empty when Whisper judges the audio not to be speech.
     The language must be known: detecting it needs the full window.
     """
+    try:
+        return _decode(model, audio, language=language, beam_size=beam_size)
+    except (AttributeError, TypeError) as e:  # faster-whisper's internals changed
+        logger.warning(
+            "short-window decoding failed (%s: %s); decoding in the 30 s window. "
+            "faster-whisper's internals changed: see %s",
+            type(e).__name__,
+            e,
+            __name__,
+        )
+        return None
+
+
+def _decode(
+    model: WhisperModel, audio: np.ndarray, *, language: str, beam_size: int
+) -> WindowTranscript | None:
     duration = audio.size / SPEECH_RATE
     window_s = max(MIN_WINDOW_S, duration + TRAILING_SILENCE_S)
     if window_s >= _FULL_WINDOW_S:

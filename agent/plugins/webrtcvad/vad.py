@@ -5,8 +5,8 @@ file, which makes it the default that drives turn-taking. It only says "speech"
 or "not speech" for one 10/20/30 ms frame, so this module adds what AgentSession
 expects of a VAD, with the same semantics as the Silero plugin:
 
-- audio at any rate and channel count is downmixed and resampled to 16 kHz mono,
-  then judged in 30 ms windows;
+- audio at any rate and channel count is downmixed and resampled to 16 kHz mono
+  (by :mod:`facetalk.audio`), then judged in 30 ms windows;
 - speech starts after ``min_speech_duration`` of consecutive speech windows and
   ends after ``min_silence_duration`` of consecutive non-speech windows;
 - every window yields an ``INFERENCE_DONE`` event (which drives interruption and
@@ -32,9 +32,7 @@ from livekit.agents import utils, vad
 from livekit.agents.types import NOT_GIVEN, NotGivenOr
 from livekit.agents.utils import is_given
 
-from facetalk.config import VADConfig
-
-from .pcm import SPEECH_RATE, mono_int16
+from facetalk.audio import SPEECH_RATE, MonoResampler, mono_int16
 
 __all__ = ["WebRTCVAD", "WebRTCVADStream"]
 
@@ -75,7 +73,7 @@ class WebRTCVAD(vad.VAD):
         *,
         aggressiveness: int = 2,
         min_speech_duration: float = 0.09,
-        min_silence_duration: float = 0.3,
+        min_silence_duration: float = 0.25,
         prefix_padding_duration: float = 0.15,
         max_buffered_speech: float = 60.0,
     ) -> None:
@@ -86,7 +84,9 @@ class WebRTCVAD(vad.VAD):
             min_speech_duration: seconds of consecutive speech before the start of
                 speech is reported, so clicks and coughs do not take the turn.
             min_silence_duration: seconds of consecutive silence before the end of
-                speech is reported; the pauses between words must be shorter.
+                speech is reported; the pauses between words must be shorter. The
+                default is the pipeline's (``vad.min_silence_ms``, 250 ms): short
+                enough for a quick reply, long enough for pauses between words.
             prefix_padding_duration: seconds of audio kept before the detected
                 onset, so the first phoneme reaches the recogniser.
             max_buffered_speech: cap, in seconds, on the speech buffered for one
@@ -101,16 +101,6 @@ class WebRTCVAD(vad.VAD):
                 prefix_padding_duration=prefix_padding_duration,
                 max_buffered_speech=max_buffered_speech,
             )
-        )
-
-    @classmethod
-    def from_config(cls, cfg: VADConfig) -> WebRTCVAD:
-        """Build from the pipeline file's ``vad`` section (durations there are in ms)."""
-        return cls(
-            aggressiveness=cfg.aggressiveness,
-            min_speech_duration=cfg.min_speech_ms / 1000,
-            min_silence_duration=cfg.min_silence_ms / 1000,
-            prefix_padding_duration=cfg.padding_ms / 1000,
         )
 
     @property
@@ -204,13 +194,7 @@ class _Segmenter:
         self._opts = opts
         self._input_rate = input_rate
         self._detector = webrtcvad.Vad(opts.aggressiveness)
-        self._resampler = (
-            rtc.AudioResampler(
-                input_rate, SPEECH_RATE, num_channels=1, quality=rtc.AudioResamplerQuality.QUICK
-            )
-            if input_rate != SPEECH_RATE
-            else None
-        )
+        self._resampler = MonoResampler(SPEECH_RATE, quality="quick")
         self._smoothed = utils.ExpFilter(alpha=0.35)
 
         # input-rate samples not yet assigned to a window, and 16 kHz samples not yet judged
@@ -237,19 +221,8 @@ class _Segmenter:
         """Events for every complete 30 ms window the frame completes, in order."""
         mono = mono_int16(frame)
         self._pending_input = np.concatenate([self._pending_input, mono])
-        if self._resampler is None:
-            resampled = [mono]
-        else:
-            mono_frame = rtc.AudioFrame(
-                data=mono.tobytes(),
-                sample_rate=self._input_rate,
-                num_channels=1,
-                samples_per_channel=mono.size,
-            )
-            resampled = [
-                np.frombuffer(f.data, dtype=np.int16) for f in self._resampler.push(mono_frame)
-            ]
-        self._pending_speech = np.concatenate([self._pending_speech, *resampled])
+        resampled = self._resampler.push_samples(mono, self._input_rate)
+        self._pending_speech = np.concatenate([self._pending_speech, resampled])
 
         events: list[vad.VADEvent] = []
         while self._pending_speech.size >= WINDOW_SAMPLES:

