@@ -187,7 +187,7 @@ def bench_soak_command(
 ) -> None:
     """Stream long content through the runtime; print memory per minute and drift."""
     from ..config import load_persona
-    from .bench import soak
+    from .soak import soak
     from .persona import prepare_persona
     from .speech import speak
 

@@ -23,6 +23,7 @@ import torch
 from ...config import Expression
 from ..audio import AudioFeatures
 from ..labels import Label
+from ..measures import finite_or_none, psnr
 from ..persona import PersonaPack
 from .components import build_models
 from .configs import get_config
@@ -36,7 +37,7 @@ from .precision import DTYPES, Dtype, Quantization
 from .threads import torch_threads
 
 __all__ = ["GPUS", "DiffusionBenchResult", "GpuProjection", "StageMs", "bench_diffusion", "first_clip_ms",
-           "host_round_trips", "project_gpu", "psnr", "render_jobs", "speech_clips", "speech_features", "stage_ms"]
+           "host_round_trips", "project_gpu", "render_jobs", "speech_clips", "speech_features", "stage_ms"]
 
 GPUS = {"rtx4090": 165.2e12, "a100": 312e12, "h100": 989e12}
 """Dense fp16 tensor-core peak FLOP/s (fp32 accumulate for the 4090) from the vendors' datasheets."""
@@ -177,11 +178,9 @@ def speech_clips(features: list[AudioFeatures], size: int) -> list[Job]:
     return jobs
 
 
-def psnr(a: np.ndarray, b: np.ndarray, where: np.ndarray | None = None) -> float | None:
-    """PSNR in dB of uint8 images; ``None`` when they are identical (no finite figure)."""
-    diff = a.astype(np.float64) - b.astype(np.float64)
-    err = float(np.mean(diff[where] ** 2 if where is not None else diff**2))
-    return None if err == 0 else round(10 * np.log10(255.0**2 / err), 2)
+def _psnr_db(a: np.ndarray, b: np.ndarray, where: np.ndarray | None = None) -> float | None:
+    """:func:`~facetalk.avatar.measures.psnr` to 0.01 dB; ``None`` when identical (JSON has no infinity)."""
+    return finite_or_none(round(psnr(a, b, where), 2))
 
 
 def _synchronize(device: torch.device) -> None:
@@ -285,7 +284,7 @@ def bench_diffusion(pack: PersonaPack, *, config: str = "tiny", steps: int = 2, 
             peak_gpu_mb=round(torch.cuda.max_memory_allocated(device) / 2**20, 1) if device.type == "cuda" else None,
             host_syncs_per_clip=round(round_trips.syncs / 4, 2),
             host_draws_per_clip=round(round_trips.host_draws / 4, 2), startup_s=round(engine.startup_s, 2),
-            psnr_vs_fp32_db=None if fp32_path else psnr(frames, reference), params=models.num_parameters(),
+            psnr_vs_fp32_db=None if fp32_path else _psnr_db(frames, reference), params=models.num_parameters(),
             flops_per_frame=clip_flops(cfg, frames=cfg.max_clip_frames, steps=steps) // cfg.max_clip_frames,
             soak_s=soak_s, threads=threads, projection=projection,
         )
@@ -302,7 +301,7 @@ def _extras(result: DiffusionBenchResult, pack: PersonaPack, make: Callable[...,
     # 1. int8 (dynamic int8 runs fp32 activations on the CPU), same seed and clips.
     dtype = "fp32" if result.devices[0] == "cpu" else result.dtype
     int8_s, int8_frames = render_jobs(make(quantize="int8", dtype=dtype), jobs, seed=seed)
-    result.int8_speedup, result.int8_psnr_db = round(seq_s / int8_s, 2), psnr(int8_frames, fp32_frames)
+    result.int8_speedup, result.int8_psnr_db = round(seq_s / int8_s, 2), _psnr_db(int8_frames, fp32_frames)
     # 2. Staged threads (and streams) against sequential.
     staged = make()
     start = time.perf_counter()
@@ -320,8 +319,8 @@ def _extras(result: DiffusionBenchResult, pack: PersonaPack, make: Callable[...,
         for features, label in soak_jobs:  # frames at the config's resolution, as the reference
             latents = soaked.denoise_stage(soaked.audio_stage(features), label)
             last = soaked.pipeline.to_uint8(soaked.decode_stage(latents))[-1]
-        drift[name] = psnr(last, image, outside)
+        drift[name] = _psnr_db(last, image, outside)
     pipeline = staged.pipeline
     recon = pipeline.to_uint8(pipeline.decode(staged.reference.latent[:, :, None]))[0]
     result.drift_psnr_db, result.drift_psnr_db_unguarded = drift["on"], drift["off"]
-    result.vae_ceiling_psnr_db = psnr(recon, image, outside)
+    result.vae_ceiling_psnr_db = _psnr_db(recon, image, outside)
