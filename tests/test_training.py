@@ -217,10 +217,10 @@ def test_bad_inputs(clips: TrainingClips, vae_run: Path, tmp_path: Path) -> None
 
 def test_bundled_checkpoint_is_the_default() -> None:
     """The shipped tiny student (and its teacher) load, and engine: diffusion picks the student when none is set."""
-    from facetalk.avatar.diffusion.engine import BUNDLED_CHECKPOINT, DiffusionOptions, _load_models
+    from facetalk.avatar.diffusion.engine import BUNDLED_CHECKPOINT, DiffusionOptions, load_models
 
     student = load_checkpoint(BUNDLED_CHECKPOINT, TINY)
     load_checkpoint(BUNDLED_CHECKPOINT / "teacher", TINY)
-    default = _load_models(TINY, DiffusionOptions())
+    default = load_models(TINY, DiffusionOptions())
     for a, b in zip(student.unet.parameters(), default.unet.parameters(), strict=True):
         assert torch.equal(a, b)

@@ -28,7 +28,7 @@ from ..persona import PersonaPack
 from .components import build_models
 from .configs import get_config
 from .drift import DriftGuard
-from .engine import DiffusionEngine, DiffusionOptions, _load_models, check_device
+from .engine import DiffusionEngine, DiffusionOptions, load_models, check_device
 from .expression import posed_reference
 from .flops import clip_flops
 from .host_syncs import HostSyncs, count_host_syncs
@@ -262,7 +262,7 @@ def bench_diffusion(pack: PersonaPack, *, config: str = "tiny", steps: int = 2, 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     with torch_threads(threads):
-        models = _load_models(cfg, options) if checkpoint else build_models(cfg, seed=seed)
+        models = load_models(cfg, options) if checkpoint else build_models(cfg, seed=seed)
         make = lambda **kw: DiffusionEngine(pack, options=dataclasses.replace(options, **kw),  # noqa: E731
                                             models=copy.deepcopy(models))
         jobs = speech_clips(speech_features(int(seconds * fps), fps), cfg.max_clip_frames)
