@@ -138,6 +138,7 @@ def test_clip_lengths_are_fixed_and_others_are_padded(pack: PersonaPack) -> None
     """tiny prepares 1, 2, 4, 8 frames at start; a 3-frame clip runs padded to 4 and returns 3 frames;
     9 frames is an error naming the lengths."""
     assert clip_lengths(8) == (1, 2, 4, 8) and clip_lengths(16) == (1, 2, 4, 8, 16)
+    assert clip_lengths(12) == (1, 2, 4, 8, 12) and clip_lengths(1) == (1,)  # the runtime's doubling, capped
     engine = DiffusionEngine(pack, options=DiffusionOptions(), models=build_models(get_config("tiny")))
     assert engine.clips.lengths == (1, 2, 4, 8) and engine.startup_s > 0
     audio = engine.audio_stage(SPEECH[:3])
