@@ -165,7 +165,7 @@ def evaluate_generator(pack: PersonaPack, held: HeldOut, *, checkpoint: Path, te
                        seed: int = 0, threads: int = 1) -> tuple[GeneratorEval, dict[str, np.ndarray]]:
     """Measure the student at ``steps``, the teacher (25 DDIM steps) and the CPU engine on ``held``.
 
-    ``threads``: torch threads while rendering (see :mod:`.threads`); ``fps`` is measured with them.
+    ``threads``: torch threads while rendering (see :mod:`..diffusion.threads`); ``fps`` is measured with them.
 
     Returns:
         The figures, and the frames of every setting by name (for contact sheets).
