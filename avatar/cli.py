@@ -160,7 +160,8 @@ def bench_avatar_command(
     config = load_persona(Path("configs/persona.yaml"))
     pack = prepare_persona(config.portrait, resolution=resolution)
     if engine == "diffusion":
-        from .diffusion.bench import GPUS, bench_diffusion  # needs the diffusion extra
+        from .diffusion.bench import bench_diffusion  # needs the diffusion extra
+        from .diffusion.projection import GPUS
 
         if project_gpu is not None and project_gpu not in GPUS:
             raise FaceTalkError(f"unknown GPU {project_gpu!r}", hint=f"use one of: {', '.join(GPUS)}")

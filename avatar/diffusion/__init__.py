@@ -15,7 +15,7 @@ graphs, streams), :mod:`.light_decoder` (a distilled TAESD-shaped decoder),
 :mod:`.engine` (the runtime's FrameEngine), :mod:`.parallel` (staged threads),
 :mod:`.components` (the models as a diffusers pipeline), :mod:`.checkpoint` (loading
 checked against a config, SD1.5 init), :mod:`.host_syncs` (counting
-host round-trips), :mod:`.bench`.
+host round-trips), :mod:`.bench`, :mod:`.projection` (a GPU estimate from FLOPs).
 """
 
 from __future__ import annotations
