@@ -124,12 +124,14 @@ def test_resume_draws_what_an_uninterrupted_run_draws(clips: TrainingClips, vae_
 
 
 def test_distill_smoke(clips: TrainingClips, teacher_run: Path, tmp_path: Path) -> None:
-    """The student starts from the teacher, trains with audio guidance, and exports an engine-loadable checkpoint."""
+    """The student starts from the teacher, trains with audio guidance, and exports an engine-loadable checkpoint
+    (diffusers' pipeline layout)."""
     task = DistillTask(TINY, teacher=teacher_run / "final", device=CPU, guidance=2.0)
     result = train(task, clips, tmp_path / "student", TrainOptions(steps=3, **QUICK), config="tiny", max_frames=8)
     assert _steps(tmp_path / "student") == [1, 2, 3]
     assert np.isfinite(result.last_loss)
     assert load_checkpoint(result.final, TINY).unet is not None
+    assert (result.final / "model_index.json").is_file() and (result.final / "unet" / "config.json").is_file()
 
 
 def test_eval_generator_json(dataset: Path, teacher_run: Path) -> None:
