@@ -13,19 +13,25 @@ Engine-agnostic (they look only at frames, audio envelopes and phoneme timing):
   the inner-lip gap, the mouth's width and every landmark, from which
   :func:`bilabial_closure`, :func:`rounding_ratio` and
   :func:`boundary_step_ratio` are computed against the phoneme timing.
-- **fidelity**: :func:`psnr` and :func:`ssim`, scikit-image's.
+- **fidelity**: :func:`psnr` (10·log10(255²/MSE), in NumPy: the live soak
+  takes it between frames, where importing SciPy would stall the event loop)
+  and :func:`ssim` (scikit-image's, imported on use; it comes with the
+  ``diffusion`` extra, as the training evaluation that uses it does).
 
 Luma is OpenCV's RGB→grey (ITU-R BT.601 weights, rounded to uint8), for every measure.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
+
+from ..errors import FaceTalkError
 
 if TYPE_CHECKING:
     from .landmarks import FaceLandmarker
@@ -102,14 +108,9 @@ def best_lag_correlation(mouth: np.ndarray, envelope: np.ndarray, lags: Iterable
 def psnr(a: np.ndarray, b: np.ndarray, where: np.ndarray | None = None) -> float:
     """PSNR in dB of two 8-bit images (any shape, uint8 or float in 0..255), over the pixels ``where`` is
     true if given; ``inf`` when they are identical."""
-    # Imported on use: it loads SciPy (~80 MB), which the mouth measures do not need, and the bench reports the
-    # process's peak memory.
-    from skimage.metrics import peak_signal_noise_ratio
-
-    if where is not None:
-        a, b = a[where], b[where]
-    with np.errstate(divide="ignore"):
-        return float(peak_signal_noise_ratio(np.asarray(a, np.float64), np.asarray(b, np.float64), data_range=255))
+    diff = np.asarray(a, np.float64) - np.asarray(b, np.float64)
+    err = float(np.mean(diff[where] ** 2 if where is not None else diff**2))
+    return math.inf if err == 0 else 10 * math.log10(255.0**2 / err)
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
@@ -117,8 +118,10 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
 
     scikit-image's, which leaves out the 5-pixel border where the window would leave the frame.
     """
-    from skimage.metrics import structural_similarity  # on use, as in psnr
-
+    try:  # on use: it loads SciPy (~80 MB, seconds on a busy machine), which no other measure needs
+        from skimage.metrics import structural_similarity
+    except ImportError as e:
+        raise FaceTalkError("SSIM needs scikit-image", hint="pip install 'facetalk[diffusion]'") from e
     return float(structural_similarity(to_luma(a), to_luma(b), data_range=255, gaussian_weights=True, sigma=1.5,
                                        use_sample_covariance=False))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from facetalk.avatar.phonemes import PhonemeSpan
 from facetalk.avatar.measures import (
@@ -98,6 +99,7 @@ def test_psnr_and_ssim() -> None:
     where = np.zeros((32, 32), bool)
     where[:4] = True
     assert psnr(a, b, where) == np.float64(10 * np.log10(255.0**2 / np.mean((a[where].astype(float) - b[where]) ** 2)))
+    pytest.importorskip("skimage")  # SSIM comes with the diffusion extra
     assert ssim(a, a) == 1.0
     noisier = np.clip(a.astype(int) + rng.integers(-64, 65, a.shape), 0, 255).astype(np.uint8)
     assert 0.0 < ssim(a, noisier) < ssim(a, b) < 1.0
