@@ -33,7 +33,7 @@ from livekit.agents.voice.avatar import (
 from ..avatar import create_video_generator
 from ..avatar.labels import Label
 from ..config import PersonaConfig, PipelineConfig
-from ..dialogue.avatar_state import AVATAR_STATE_ATTRIBUTE
+from ..dialogue.protocol import AVATAR_STATE_ATTRIBUTE
 from .avatar_runner import AvatarVideoRunner
 from .phoneme_stream import PhonemeTimingOutput
 from .remote_avatar import avatar_identity, avatar_token, request_remote_avatar

@@ -40,13 +40,14 @@ from livekit.agents.voice.avatar import AudioReceiver, AudioSegmentEnd
 from livekit.agents.voice.io import AudioOutput, AudioOutputCapabilities
 
 from ..avatar.phonemes import PhonemeSpan, PhonemeTimedString, spans_from_frame, spans_from_json, spans_to_json
+from ..dialogue.protocol import PHONEME_TIMING_RPC
 
 __all__ = ["TIMING_RPC", "PhonemeTimingOutput", "PhonemeTimingReceiver"]
 
 logger = logging.getLogger(__name__)
 
-TIMING_RPC = "facetalk.phoneme_timing"
-"""RPC method of the timing messages: JSON ``{"segment": id, "phonemes": [[phoneme, start, end], ...]}``."""
+TIMING_RPC = PHONEME_TIMING_RPC
+"""RPC method of the timing messages (:mod:`facetalk.dialogue.protocol` names it)."""
 
 
 class PhonemeTimingOutput(AudioOutput):

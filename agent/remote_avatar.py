@@ -28,7 +28,7 @@ from livekit.agents.voice.avatar import DataStreamAudioReceiver
 from ..avatar import create_video_generator
 from ..avatar.labels import Label
 from ..config import AvatarConfig, PersonaConfig
-from ..dialogue.avatar_state import AVATAR_STATE_ATTRIBUTE
+from ..dialogue.protocol import AVATAR_STATE_ATTRIBUTE
 from ..errors import FaceTalkError
 from ..http_service import HTTPService
 from .avatar_runner import AvatarVideoRunner

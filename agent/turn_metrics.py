@@ -16,9 +16,9 @@ import json
 from livekit import rtc
 from livekit.agents import AgentSession, ConversationItemAddedEvent, JobContext, llm, utils
 
-__all__ = ["METRICS_TOPIC", "publish_turn_metrics"]
+from ..dialogue.protocol import METRICS_TOPIC
 
-METRICS_TOPIC = "facetalk.metrics"
+__all__ = ["publish_turn_metrics"]
 
 
 def publish_turn_metrics(ctx: JobContext, session: AgentSession) -> None:

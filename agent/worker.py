@@ -10,6 +10,10 @@ module only assembles the pieces a pipeline config names:
                                                                │
                                                AvatarRunner ─▶ room (audio + video)
 
+The conversation's rules live in ``dialogue/``: the turn settings
+(:mod:`.turn_policy`), who the user talks to (:mod:`.personas`), the avatar's
+label (:mod:`.avatar_state`) and the persona's manners (:mod:`.persona_agent`).
+
 Configs reach job processes through the environment (``FACETALK_PERSONA``,
 ``FACETALK_PIPELINE``), because livekit-agents starts jobs in fresh processes.
 Models load once per process, in :func:`prewarm`, not once per room.
@@ -22,11 +26,9 @@ import functools
 import logging
 import math
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from livekit import rtc
 from livekit.agents import (
     AgentServer,
     AgentSession,
@@ -40,21 +42,22 @@ from livekit.agents import (
 )
 from livekit.agents.voice.agent_session import SessionConnectOptions
 from livekit.agents.voice.room_io import AudioInputOptions, RoomOptions
-from ..config import PersonaConfig, PipelineConfig, WorkerConfig, load_persona, load_pipeline
+
+from ..config import PipelineConfig, TTSConfig, WorkerConfig, load_pipeline
 from ..dialogue.avatar_state import AvatarStateDriver
-from ..errors import FaceTalkError
 from ..dialogue.persona_agent import PersonaAgent
-from ..dialogue.turn_end import TranscriptTurnDetector
+from ..dialogue.personas import PersonaChoice
+from ..dialogue.turn_policy import AEC_WARMUP_S, MIC_FRAME_MS, turn_handling
 from .avatar_output import start_avatar
 from .pcm import SPEECH_RATE
-from .turn_metrics import publish_turn_metrics
 from .providers import build_llm, build_stt, build_tts, build_vad, describe
+from .turn_metrics import publish_turn_metrics
 
 __all__ = [
     "EMBEDDED_LLM_URL_ENV",
-    "PERSONA_ATTRIBUTE",
     "PERSONA_ENV",
     "PIPELINE_ENV",
+    "SpeechModels",
     "WorkerResources",
     "create_server",
     "entrypoint",
@@ -63,8 +66,6 @@ __all__ = [
 
 logger = logging.getLogger("facetalk.agent")
 
-PERSONA_ATTRIBUTE = "facetalk.persona"
-"""User participant attribute naming a persona file (its stem) beside the default persona."""
 PERSONA_ENV = "FACETALK_PERSONA"
 PIPELINE_ENV = "FACETALK_PIPELINE"
 EMBEDDED_LLM_URL_ENV = "FACETALK_EMBEDDED_LLM_URL"
@@ -74,63 +75,52 @@ EMBEDDED_LLM_URL_ENV = "FACETALK_EMBEDDED_LLM_URL"
 _LLM_CONN_OPTIONS = APIConnectOptions(max_retry=0, timeout=8.0)
 
 
-@dataclass
-class WorkerResources:
-    """What one worker process loads once and shares between its rooms."""
+@dataclass(frozen=True)
+class SpeechModels:
+    """The VAD, STT and TTS one worker process loads once and shares between its rooms."""
 
-    persona_path: Path
-    persona: PersonaConfig
-    pipeline: PipelineConfig
     vad: vad.VAD
     stt: stt.STT
     tts: tts.TTS
+    tts_config: TTSConfig
+    voice: str
+
+    @classmethod
+    def load(cls, pipeline: PipelineConfig, voice: str) -> SpeechModels:
+        """Build the pipeline's models, the TTS speaking ``voice`` (blocking: meant for prewarm)."""
+        speech_detector = build_vad(pipeline.vad)
+        return cls(
+            vad=speech_detector,
+            stt=build_stt(pipeline.stt, speech_detector),
+            tts=build_tts(pipeline.tts, voice),
+            tts_config=pipeline.tts,
+            voice=voice,
+        )
+
+    def tts_for(self, voice: str) -> tts.TTS:
+        """The shared TTS, or one for a persona with another voice (voices are cached)."""
+        if voice == self.voice:
+            return self.tts
+        return build_tts(self.tts_config, voice)
+
+
+@dataclass(frozen=True)
+class WorkerResources:
+    """What one worker process loads once: its pipeline, speech models and persona choice."""
+
+    pipeline: PipelineConfig
+    models: SpeechModels
+    personas: PersonaChoice
 
     @classmethod
     def load(cls, persona_path: str | Path, pipeline_path: str | Path) -> WorkerResources:
-        persona = load_persona(persona_path)
+        personas = PersonaChoice.load(persona_path)
         pipeline = load_pipeline(pipeline_path)
-        speech_detector = build_vad(pipeline.vad)
-        return cls(
-            persona_path=Path(persona_path),
-            persona=persona,
-            pipeline=pipeline,
-            vad=speech_detector,
-            stt=build_stt(pipeline.stt, speech_detector),
-            tts=build_tts(pipeline.tts, persona.voice),
-        )
-
-    def persona_for(self, participant: rtc.RemoteParticipant) -> PersonaConfig:
-        """The persona the user chose (``facetalk.persona``), else the default one."""
-        chosen = participant.attributes.get(PERSONA_ATTRIBUTE, "")
-        if not chosen or chosen == self.persona_path.stem:
-            return self.persona
-        path = self.persona_path.parent / f"{chosen}.yaml"
-        if not re.fullmatch(r"[\w-]+", chosen) or not path.is_file():
-            logger.warning("unknown persona %r requested; using %s", chosen, self.persona.name)
-            return self.persona
-        try:
-            return load_persona(path)
-        except FaceTalkError as e:
-            logger.warning("persona %r is invalid, using %s: %s", chosen, self.persona.name, e)
-            return self.persona
-
-    def tts_for(self, persona: PersonaConfig) -> tts.TTS:
-        """The shared TTS, or one for a persona with another voice (voices are cached)."""
-        if persona.voice == self.persona.voice:
-            return self.tts
-        return build_tts(self.pipeline.tts, persona.voice)
+        return cls(pipeline, SpeechModels.load(pipeline, personas.default.voice), personas)
 
     @classmethod
     def from_env(cls) -> WorkerResources:
         return cls.load(os.environ[PERSONA_ENV], os.environ[PIPELINE_ENV])
-
-
-_MIC_FRAME_MS = 20
-"""The user's audio reaches the VAD in 20 ms frames (livekit-agents' default is
-50): a frame's length is added to every end-of-speech and barge-in detection."""
-
-_MAX_PREFLIGHTS_PER_TURN = 12
-"""Preemptive replies allowed per user turn; each later one cancels the one before."""
 
 
 _USER_WAIT_S = 60.0
@@ -147,7 +137,7 @@ def prewarm(proc: JobProcess) -> None:
 async def entrypoint(ctx: JobContext) -> None:
     """Run one conversation in ``ctx.room`` until the user leaves."""
     resources: WorkerResources = ctx.proc.userdata.get("facetalk") or WorkerResources.from_env()
-    pipeline = resources.pipeline
+    pipeline, models = resources.pipeline, resources.models
     await ctx.connect()
     try:
         user = await asyncio.wait_for(ctx.wait_for_participant(), timeout=_USER_WAIT_S)
@@ -155,39 +145,16 @@ async def entrypoint(ctx: JobContext) -> None:
         logger.info("no user joined %s within %.0f s; leaving it", ctx.room.name, _USER_WAIT_S)
         ctx.shutdown("no user joined")
         return
-    persona = resources.persona_for(user)
+    persona = resources.personas.persona_for(user.attributes)
     logger.info("talking in %s as %s (%s)", ctx.room.name, persona.name, describe(pipeline))
 
     session: AgentSession = AgentSession(
-        vad=resources.vad,
-        stt=resources.stt,
+        vad=models.vad,
+        stt=models.stt,
         llm=build_llm(pipeline.llm, embedded_base_url=os.environ.get(EMBEDDED_LLM_URL_ENV)),
-        tts=resources.tts_for(persona),
-        turn_handling={
-            "turn_detection": (
-                TranscriptTurnDetector() if pipeline.turn.end_of_turn == "transcript" else "vad"
-            ),
-            "endpointing": {
-                "min_delay": pipeline.turn.min_endpointing_delay_s,
-                "max_delay": pipeline.turn.max_endpointing_delay_s,
-            },
-            "interruption": {
-                "enabled": pipeline.turn.allow_interruptions,
-                "mode": "vad",
-                "min_duration": pipeline.turn.min_interruption_s,
-            },
-            "preemptive_generation": {
-                "enabled": pipeline.turn.preemptive_generation,
-                "preemptive_tts": pipeline.turn.preemptive_generation,
-                # Every pause of 90 ms inside a sentence sends a preflight, and
-                # livekit-agents stops preempting after max_retries of them per
-                # turn (3 by default): the one at the real end must still count.
-                "max_retries": _MAX_PREFLIGHTS_PER_TURN,
-            },
-        },
-        # No echo reaches the agent through a LiveKit room with AEC on the
-        # client, so user speech may interrupt from the first moment.
-        aec_warmup_duration=None,
+        tts=models.tts_for(persona.voice),
+        turn_handling=turn_handling(pipeline.turn),
+        aec_warmup_duration=AEC_WARMUP_S,
         conn_options=SessionConnectOptions(llm_conn_options=_LLM_CONN_OPTIONS),
     )
 
@@ -208,7 +175,7 @@ async def entrypoint(ctx: JobContext) -> None:
         room=ctx.room,
         room_options=RoomOptions(
             participant_identity=user.identity,
-            audio_input=AudioInputOptions(sample_rate=SPEECH_RATE, frame_size_ms=_MIC_FRAME_MS),
+            audio_input=AudioInputOptions(sample_rate=SPEECH_RATE, frame_size_ms=MIC_FRAME_MS),
             close_on_disconnect=True,
             delete_room_on_close=True,
         ),

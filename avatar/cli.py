@@ -14,8 +14,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from ..cli import reports_errors
+from ..cli_errors import reports_errors
 from ..errors import FaceTalkError
+from ..resources import default_config
 
 __all__ = ["bench_app", "models_app", "persona_app", "render_command"]
 
@@ -75,7 +76,7 @@ def models_fetch() -> None:
 @reports_errors
 def render_command(
     out: Annotated[Path, typer.Option(help="Output mp4.")],
-    persona: Annotated[Path, typer.Option(help="Persona YAML file.")] = Path("configs/persona.yaml"),
+    persona: Annotated[Path, typer.Option(help="Persona YAML file.")] = default_config("persona.yaml"),
     audio: Annotated[Path | None, typer.Option(help="Speech audio file (any format PyAV reads).")] = None,
     text: Annotated[str | None, typer.Option(help="Instead of --audio: text spoken by piper.")] = None,
     labels: Annotated[Path | None, typer.Option(help="Label timeline YAML: '- {at: 0, label: speaking}'.")] = None,
@@ -157,7 +158,7 @@ def bench_avatar_command(
     if engine not in ("cpu", "diffusion"):
         raise FaceTalkError(f"unknown engine {engine!r}", hint="use --engine cpu or --engine diffusion")
     _check_resolution(resolution)
-    config = load_persona(Path("configs/persona.yaml"))
+    config = load_persona(default_config("persona.yaml"))
     pack = prepare_persona(config.portrait, resolution=resolution)
     if engine == "diffusion":
         from .diffusion.bench import bench_diffusion  # needs the diffusion extra
@@ -193,6 +194,6 @@ def bench_soak_command(
     from .speech import speak
 
     _check_resolution(resolution)
-    config = load_persona(Path("configs/persona.yaml"))
+    config = load_persona(default_config("persona.yaml"))
     pack = prepare_persona(config.portrait, resolution=resolution)
     print(json.dumps(dataclasses.asdict(soak(pack, speak(), minutes=minutes, fps=fps))))

@@ -8,7 +8,6 @@ so FaceTalk downloads the wheel without installing it and extracts the one
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import zipfile
 from pathlib import Path
 
 from ..errors import FaceTalkError
+from ..resources import cache_dir  # re-exported: the avatar's models live in FaceTalk's one cache
 
 __all__ = ["cache_dir", "ensure_face_landmark_model", "face_landmark_model_path"]
 
@@ -26,11 +26,6 @@ _DOWNLOAD_ARGS = [
     "download", f"mediapipe=={MEDIAPIPE_VERSION}", "--no-deps", "--only-binary=:all:",
     "--python-version", "3.11", "--platform", "manylinux_2_28_x86_64",
 ]
-
-
-def cache_dir() -> Path:
-    """FaceTalk's cache root: ``$FACETALK_CACHE`` or ``~/.cache/facetalk``."""
-    return Path(os.environ.get("FACETALK_CACHE") or Path.home() / ".cache" / "facetalk")
 
 
 def face_landmark_model_path() -> Path:

@@ -236,7 +236,11 @@ def prepare_persona(
     """
     portrait = Path(portrait)
     if not portrait.is_file():
-        raise PortraitError(f"{portrait}: portrait not found", hint="check the path")
+        raise PortraitError(
+            f"{portrait}: portrait not found (no file at {portrait.absolute()})",
+            hint="pass the path of an existing PNG or JPEG with one face, e.g. configs/portraits/astronaut.png "
+            "after 'facetalk init'",
+        )
     digest = hashlib.sha256(portrait.read_bytes()).hexdigest()[:16]
     key = f"{digest}-{resolution}-v{PACK_FORMAT}"
     folder = out or cache_dir() / "personas" / key

@@ -15,8 +15,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from ..cli import reports_errors
+from ..cli_errors import reports_errors
 from ..errors import FaceTalkError
+from ..resources import default_config
 
 __all__ = ["eval_generator_command", "train_app"]
 
@@ -165,7 +166,7 @@ def eval_generator_command(
     engine: Annotated[str, typer.Option(help="Generator to measure: diffusion.")] = "diffusion",
     checkpoint: Annotated[Path | None, typer.Option(help="Student checkpoint; the bundled one if unset.")] = None,
     teacher: Annotated[Path | None, typer.Option(help="Teacher for PSNR/SSIM vs 25-step DDIM; default: the checkpoint's teacher/ if any.")] = None,
-    persona: Annotated[Path, typer.Option(help="Persona YAML the dataset was made for.")] = Path("configs/persona.yaml"),
+    persona: Annotated[Path, typer.Option(help="Persona YAML the dataset was made for.")] = default_config("persona.yaml"),
     sheet: Annotated[Path | None, typer.Option(help="Also write a contact sheet PNG here.")] = None,
     hold_out: Annotated[float, typer.Option(help="Measured share of the dataset's last video: 0.15 is the "
                                                  "stretch training held out; 1.0 for a dataset of unseen audio.")] = 0.15,

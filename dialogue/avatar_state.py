@@ -28,10 +28,7 @@ from livekit.agents import AgentSession, AgentStateChangedEvent, UserStateChange
 
 from ..avatar.labels import Label
 
-__all__ = ["AVATAR_STATE_ATTRIBUTE", "AvatarStateDriver", "AvatarStateTracker"]
-
-AVATAR_STATE_ATTRIBUTE = "facetalk.avatar_state"
-"""Participant attribute carrying the label, for an avatar worker in another process."""
+__all__ = ["AvatarStateDriver", "AvatarStateTracker"]
 
 
 @dataclass

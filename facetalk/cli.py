@@ -3,31 +3,57 @@
 Each area adds its own sub-command group here; the work itself lives in the
 library modules, so every command is a thin wrapper a newcomer can read at a
 glance. User-facing failures are :class:`FaceTalkError`s, printed without a
-traceback and with a non-zero exit code.
+traceback and with a non-zero exit code (:mod:`.cli_errors`).
+
+Importing this module stays light (no livekit-agents, no avatar, no config
+models): every worker and test subprocess starts here. Commands import what
+they need when they run, and the avatar's and training's command groups are
+registered by name (:class:`.lazy_commands.LazyCommands`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, ParamSpec, Protocol, TypeVar
+from typing import Annotated, Protocol
 
 import typer
 from rich.console import Console
 
-from .config import load_config
+from .cli_errors import reports_errors
 from .errors import FaceTalkError
+from .lazy_commands import LazyCommands
+from .resources import default_config, init_project
 from .shutdown import sigterm_as_interrupt, stop_requested
+
+
+class _AreaCommands(LazyCommands):
+    """The command groups of the avatar and training areas, imported when used."""
+
+    lazy = {
+        "persona": "facetalk.avatar.cli:persona_app",
+        "models": "facetalk.avatar.cli:models_app",
+        "bench": "facetalk.avatar.cli:bench_app",
+        "render": "facetalk.avatar.cli:render_command",
+        "train": "facetalk.avatar.train_cli:train_app",
+        "data": "facetalk.avatar.data.cli:data_app",
+    }
+
+
+class _EvalCommands(LazyCommands):
+    """``facetalk eval``: the generator's evaluation lives with training."""
+
+    lazy = {"generator": "facetalk.avatar.train_cli:eval_generator_command"}
+
 
 app = typer.Typer(
     name="facetalk",
     help="FaceTalk: talk to a face in a LiveKit room.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=_AreaCommands,
 )
 config_app = typer.Typer(help="Check persona and pipeline files.", no_args_is_help=True)
 server_app = typer.Typer(help="Run a local LiveKit server.", no_args_is_help=True)
@@ -37,24 +63,6 @@ app.add_typer(server_app, name="server")
 console = Console()
 err_console = Console(stderr=True)
 
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
-    """Turn a :class:`FaceTalkError` into a readable message and exit code 1."""
-
-    @functools.wraps(command)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return command(*args, **kwargs)
-        except FaceTalkError as e:
-            err_console.print("[bold red]error:[/]", end=" ")
-            err_console.print(str(e), highlight=False, markup=False, soft_wrap=True)
-            raise typer.Exit(1) from None
-
-    return wrapper
-
 
 @config_app.command("check")
 @reports_errors
@@ -62,6 +70,8 @@ def config_check(
     files: Annotated[list[Path], typer.Argument(help="Persona or pipeline YAML files.")],
 ) -> None:
     """Validate config files; exit non-zero if any is invalid."""
+    from .config import load_config
+
     failed = 0
     for path in files:
         try:
@@ -94,7 +104,7 @@ def server_run(
 @server_app.command("build")
 @reports_errors
 def server_build() -> None:
-    """Build the pinned livekit-server into ./bin with 'go install'."""
+    """Build the pinned livekit-server with 'go install' into the user's cache (once)."""
     from .livekit_server import LIVEKIT_SERVER_VERSION, build_server
 
     with console.status(f"building livekit-server {LIVEKIT_SERVER_VERSION} (a few minutes)…"):
@@ -116,10 +126,24 @@ def server_token(
     console.print(make_token(identity, room, api_key=lk.api_key, api_secret=lk.api_secret.get_secret_value()))
 
 
-DEFAULT_PERSONA = Path("configs/persona.yaml")
-DEFAULT_PIPELINE = Path("configs/pipeline.yaml")
+# ./configs/<name> when the current folder has it (a 'facetalk init' project, the repository), else the packaged one.
+DEFAULT_PERSONA = default_config("persona.yaml")
+DEFAULT_PIPELINE = default_config("pipeline.yaml")
 PersonaOption = Annotated[Path, typer.Option(help="Persona YAML.", envvar="FACETALK_PERSONA")]
 PipelineOption = Annotated[Path, typer.Option(help="Pipeline YAML.", envvar="FACETALK_PIPELINE")]
+
+
+@app.command("init")
+@reports_errors
+def init(
+    folder: Annotated[Path, typer.Argument(help="Project folder; created if missing.")] = Path("."),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite config files that already exist.")] = False,
+) -> None:
+    """Write editable copies of the default personas, portraits and pipeline into FOLDER/configs."""
+    for path in init_project(folder, force=force):
+        console.print(f"[green]✓[/] {path}", highlight=False)
+    console.print(f"Edit them, then run facetalk in {folder} (e.g. 'facetalk demo'): it uses ./configs there.",
+                  highlight=False)
 
 
 @app.command(
@@ -188,7 +212,7 @@ def web(
         "0 hands out tokens without checking.")] = 1.5,
 ) -> None:
     """Serve the browser page and its join tokens (LiveKit keys from the environment)."""
-    from .personas import PersonaCatalog
+    from .dialogue.personas import PersonaCatalog
     from .web import WebServer, require_built_page
 
     require_built_page()
@@ -205,6 +229,7 @@ def demo(
     web_port: Annotated[int, typer.Option(help="HTTP port of the web page.")] = 8080,
 ) -> None:
     """Start a local LiveKit server, the agent and the web page; Ctrl-C or SIGTERM stops them."""
+    from .config import load_config
     from .demo import run_demo
 
     load_config(persona)
@@ -213,7 +238,7 @@ def demo(
         run_demo(persona, pipeline, port=port, console=console, web_port=web_port)
 
 
-eval_app = typer.Typer(help="Measure the avatar from the user's side.", no_args_is_help=True)
+eval_app = typer.Typer(help="Measure the avatar from the user's side.", no_args_is_help=True, cls=_EvalCommands)
 app.add_typer(eval_app, name="eval")
 
 
@@ -239,9 +264,10 @@ def eval_latency(
 
     from rich.progress import Progress
 
+    from .avatar.models import cache_dir
+    from .config import load_config
     from .eval.latency import run_latency_eval
     from .eval.report import build_report, print_summary, write_html
-    from .avatar.models import cache_dir
     from .eval.script import BUILTIN_SCRIPTS, builtin_script, load_script
 
     if script in BUILTIN_SCRIPTS:
@@ -293,6 +319,7 @@ def eval_soak(
     import json
 
     from .avatar.models import cache_dir
+    from .config import load_config
     from .eval.script import BUILTIN_SCRIPTS, builtin_script, load_script
     from .eval.soak import run_soak
     from .eval.soak_report import write_soak_report
@@ -314,24 +341,6 @@ def eval_soak(
     summary = write_soak_report(run, out)
     console.print_json(json.dumps(summary))
     console.print(f"wrote {out / 'soak.json'} and {out / 'soak.png'}")
-
-
-# The avatar's commands live with the avatar; imported here, after reports_errors exists.
-from .avatar.cli import bench_app, models_app, persona_app, render_command  # noqa: E402
-
-app.add_typer(persona_app, name="persona")
-app.add_typer(models_app, name="models")
-app.add_typer(bench_app, name="bench")
-app.command("render")(render_command)
-
-from .avatar.train_cli import eval_generator_command, train_app  # noqa: E402
-
-app.add_typer(train_app, name="train")
-eval_app.command("generator")(eval_generator_command)
-
-from .avatar.data.cli import data_app  # noqa: E402
-
-app.add_typer(data_app, name="data")
 
 
 def main() -> None:

@@ -5,8 +5,11 @@ this order:
 
 1. ``$FACETALK_LIVEKIT_SERVER`` (a path to the binary);
 2. ``livekit-server`` on ``PATH``;
-3. ``bin/livekit-server`` in the repository, built from the Go module proxy by
-   :func:`build_server` (``make setup`` does this for you).
+3. ``bin/livekit-server`` in the user's cache (``~/.cache/facetalk``, see
+   :func:`facetalk.resources.cache_dir`), built once from the Go module proxy by
+   :func:`build_server` (``facetalk server build``; ``make setup`` runs it).
+   Never into the package: an installed wheel stays read-only and one build
+   serves every checkout and virtualenv of the user.
 
 :class:`LocalLiveKitServer` starts it in ``--dev`` mode, bound to loopback on
 free ports, waits until it answers HTTP, and always stops it again.
@@ -28,6 +31,7 @@ from livekit import api
 from .config import DEV_API_KEY, DEV_API_SECRET
 from .errors import FaceTalkError
 from .process import ServiceProcess, StartStopContext
+from .resources import cache_dir
 
 __all__ = [
     "LIVEKIT_SERVER_VERSION",
@@ -36,40 +40,52 @@ __all__ = [
     "find_server",
     "free_port",
     "make_token",
+    "server_cache_dir",
 ]
 
 # The newest release whose go.mod has no `replace` directives, which
 # `go install pkg@version` refuses; later releases cannot be installed this way.
 LIVEKIT_SERVER_VERSION = "v1.13.5"
 LIVEKIT_SERVER_PACKAGE = "github.com/livekit/livekit-server/cmd/server"
-REPO_BIN = Path(__file__).resolve().parent.parent / "bin"
 
-_INSTALL_HINT = (
-    f"run 'make setup' (needs Go >= 1.26), or 'go install {LIVEKIT_SERVER_PACKAGE}@"
-    f"{LIVEKIT_SERVER_VERSION}' and put the binary on PATH as livekit-server, "
-    "or set FACETALK_LIVEKIT_SERVER to its path"
-)
+
+def server_cache_dir() -> Path:
+    """Where :func:`build_server` puts the binary and :func:`find_server` looks for it last."""
+    return cache_dir() / "bin"
+
+
+def _install_hint() -> str:
+    return (
+        f"put livekit-server on PATH (e.g. 'go install {LIVEKIT_SERVER_PACKAGE}@{LIVEKIT_SERVER_VERSION}'), "
+        f"set FACETALK_LIVEKIT_SERVER to its path, or run 'facetalk server build' (needs Go >= 1.26; "
+        f"'make setup' in a checkout runs it) to build it once into {server_cache_dir()}"
+    )
 
 
 def find_server() -> Path:
-    """Return the livekit-server binary to use, or explain how to get one."""
+    """Return the livekit-server binary to use, or explain the three ways to get one."""
     if env := os.environ.get("FACETALK_LIVEKIT_SERVER"):
         if not Path(env).is_file():
-            raise FaceTalkError(f"FACETALK_LIVEKIT_SERVER={env} does not exist", hint=_INSTALL_HINT)
+            raise FaceTalkError(f"FACETALK_LIVEKIT_SERVER={env} does not exist", hint=_install_hint())
         return Path(env)
     if on_path := shutil.which("livekit-server"):
         return Path(on_path)
-    local = REPO_BIN / "livekit-server"
-    if local.is_file():
-        return local
-    raise FaceTalkError("livekit-server was not found", hint=_INSTALL_HINT)
+    cached = server_cache_dir() / "livekit-server"
+    if cached.is_file():
+        return cached
+    raise FaceTalkError("livekit-server was not found", hint=_install_hint())
 
 
-def build_server(dest_dir: Path = REPO_BIN) -> Path:
-    """Build the pinned livekit-server with ``go install`` into ``dest_dir``."""
+def build_server() -> Path:
+    """Build the pinned livekit-server with ``go install`` into :func:`server_cache_dir`."""
+    dest_dir = server_cache_dir()
     go = shutil.which("go")
     if go is None:
-        raise FaceTalkError("cannot build livekit-server: 'go' is not installed", hint=_INSTALL_HINT)
+        raise FaceTalkError(
+            "cannot build livekit-server: 'go' is not installed",
+            hint="install Go >= 1.26 (https://go.dev/dl/) and run this again, or put a livekit-server "
+            "binary on PATH or set FACETALK_LIVEKIT_SERVER to its path",
+        )
     dest_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as gobin:
         result = subprocess.run(
@@ -81,7 +97,7 @@ def build_server(dest_dir: Path = REPO_BIN) -> Path:
         if result.returncode != 0:
             raise FaceTalkError(
                 f"building livekit-server {LIVEKIT_SERVER_VERSION} failed:\n{result.stderr[-2000:]}",
-                hint=_INSTALL_HINT,
+                hint=_install_hint(),
             )
         target = dest_dir / "livekit-server"
         shutil.move(Path(gobin) / "server", target)

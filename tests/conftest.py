@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from facetalk.livekit_server import LocalLiveKitServer
-from facetalk.local_stack import running_worker
+from facetalk.testing.local_stack import running_worker
 
 __all__ = ["CONFIGS", "REPO", "livekit_server", "running_worker"]
 

@@ -18,7 +18,7 @@ from facetalk.avatar.phonemes import PhonemeSpan
 from facetalk.avatar.visemes import VisemeTrack
 from facetalk.avatar.measures import LipTrack, bilabial_closure, track_lips
 from facetalk.livekit_server import LocalLiveKitServer
-from facetalk.simulated_user import MIC_RATE, SimulatedUser
+from facetalk.testing.simulated_user import MIC_RATE, SimulatedUser
 
 BILABIAL_QUESTION = "Tell me about the boat."
 BILABIAL_ANSWER = "My brother Bob packs maps, pens and paper before he boards the big boat."

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from facetalk.simulated_user import SimulatedUser
+from facetalk.testing.simulated_user import SimulatedUser
 
 from .speech import speak, transcribe
 

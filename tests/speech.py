@@ -13,7 +13,7 @@ import numpy as np
 
 from facetalk.agent.pcm import resample_int16
 from facetalk.avatar import speech as avatar_speech
-from facetalk.simulated_user import MIC_RATE
+from facetalk.testing.simulated_user import MIC_RATE
 
 
 @functools.cache

@@ -21,13 +21,14 @@ import pytest
 import pytest_asyncio
 from livekit import api, rtc
 
-from facetalk.agent.scripted_llm_server import ScriptedLLMServer
 from facetalk.config import load_persona
 from facetalk.eval.mouth import MouthRegion
 from facetalk.livekit_server import LocalLiveKitServer
-from facetalk.simulated_user import MIC_RATE, SimulatedUser
+from facetalk.testing.scripted_llm import ScriptedLLMServer
+from facetalk.testing.simulated_user import MIC_RATE
 
-from .conftest import CONFIGS, REPO, running_worker
+from .conftest import CONFIGS, REPO
+from .conversation import join_greeted, scripted_worker
 from .lipreading import BILABIAL_ANSWER, NOT_RELIABLE_YET, closure_of_an_answer
 from .speech import speak, transcribe, word_error_rate
 
@@ -61,8 +62,7 @@ def worker(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """One worker for the module; its LLM is the scripted endpoint, with a 3 s timeout."""
-    llm = {"provider": "openai", "base_url": scripted_llm.base_url, "model": "scripted", "timeout_s": 3}
-    with running_worker(livekit_server, {"llm": llm}, tmp_path_factory.mktemp("worker")) as process:
+    with scripted_worker(livekit_server, scripted_llm, tmp_path_factory.mktemp("worker"), llm_timeout_s=3) as process:
         yield process
 
 
@@ -73,20 +73,11 @@ def llm_mode(scripted_llm: ScriptedLLMServer) -> Iterator[ScriptedLLMServer]:
     scripted_llm.mode = "ok"
 
 
-async def _join(livekit_server: LocalLiveKitServer, room: str | None = None) -> SimulatedUser:
-    """A user in a new (or the given) room, once the agent has greeted them."""
-    user = SimulatedUser()
-    room = room or f"e2e-{uuid.uuid4().hex[:8]}"
-    await user.join(livekit_server.url, livekit_server.token("person", room))
-    await user.wait_for_greeting()
-    return user
-
-
 async def test_agent_hears_answers_and_animates(
     livekit_server: LocalLiveKitServer, worker: subprocess.Popen[bytes]
 ) -> None:
     """User asks the name; the agent transcribes it, answers by voice, and the avatar's mouth moves only then."""
-    user = await _join(livekit_server)
+    user = await join_greeted(livekit_server)
     try:
         asked = await user.say(speak(QUESTION))
         await user.wait_for_answer()
@@ -123,7 +114,7 @@ async def test_user_talking_over_the_agent_stops_it(
     livekit_server: LocalLiveKitServer, worker: subprocess.Popen[bytes]
 ) -> None:
     """Talking over a long answer stops agent audio within 500 ms and the avatar listens again."""
-    user = await _join(livekit_server)
+    user = await join_greeted(livekit_server)
     try:
         await user.say(speak("Tell me a story."))
         await user.wait_until(lambda: user.agent_label() == "speaking", timeout=30)
@@ -150,26 +141,19 @@ async def test_a_pause_inside_a_question_does_not_end_the_turn(
     first_half = first_half[: np.flatnonzero(np.abs(first_half.astype(np.int32)) > 64)[-1] + 1]
     pause = np.zeros(int(0.2 * MIC_RATE), np.int16)
     seen = len(scripted_llm.requests)
-    user = await _join(livekit_server)
+    user = await join_greeted(livekit_server)
     try:
         asked = await user.say(np.concatenate([first_half, pause, speak("your name.")]))
         await user.wait_for_answer()
     finally:
         await user.leave()
 
-    asked_llm = [_last_user_text(body) for body in scripted_llm.requests[seen:]]
+    asked_llm = scripted_llm.questions[seen:]
     assert "tell me your name" in asked_llm[-1], asked_llm
     assert all("please tell me" in text for text in asked_llm), asked_llm  # only this question's halves
     start, end = user.audio.loud_span(after=asked.end)
     answer = transcribe(user.audio.between(start - 0.2, end + 0.2))
     assert word_error_rate(NAME_ANSWER, answer) <= 0.25, answer
-
-
-def _last_user_text(body: dict) -> str:
-    """The last user message of a chat-completions request, lower-cased."""
-    content = [m["content"] for m in body["messages"] if m["role"] == "user"][-1]
-    parts = content if isinstance(content, list) else [{"text": content}]
-    return " ".join(part.get("text", "") for part in parts).lower()
 
 
 @pytest.mark.parametrize("mode", ["error", "slow"])
@@ -180,7 +164,7 @@ async def test_failing_llm_gets_an_apology_and_the_agent_stays(
     mode: str,
 ) -> None:
     """With the LLM failing or too slow, the agent says it cannot answer and stays in the room."""
-    user = await _join(livekit_server)
+    user = await join_greeted(livekit_server)
     try:
         llm_mode.mode = mode  # type: ignore[assignment]
         asked = await user.say(speak(QUESTION))
@@ -202,7 +186,7 @@ async def test_llm_dying_mid_answer_gets_an_apology_and_the_next_question_an_ans
 ) -> None:
     """The endpoint closes the connection half-way through a streamed answer: the agent says
     the half it got and that it lost its connection, then answers the next question normally."""
-    user = await _join(livekit_server)
+    user = await join_greeted(livekit_server)
     try:
         llm_mode.mode = "drop"
         asked = await user.say(speak("Tell me a story."))
@@ -253,7 +237,7 @@ async def test_rejoining_user_gets_a_new_session(
 ) -> None:
     """When the user leaves, the room is closed; coming back to it starts a fresh, greeting session."""
     room = f"e2e-rejoin-{uuid.uuid4().hex[:6]}"
-    first = await _join(livekit_server, room)  # _join waits for the greeting
+    first = await join_greeted(livekit_server, room)  # join_greeted waits for the greeting
     await first.leave()
     rooms = api.LiveKitAPI(livekit_server.http_url, livekit_server.api_key, livekit_server.api_secret)
     try:
@@ -266,6 +250,6 @@ async def test_rejoining_user_gets_a_new_session(
             raise AssertionError("the room outlived the session")
     finally:
         await rooms.aclose()
-    second = await _join(livekit_server, room)
+    second = await join_greeted(livekit_server, room)
     await second.leave()
     assert worker.poll() is None, "the worker died"

@@ -23,9 +23,9 @@ from playwright.async_api import async_playwright, expect
 from pydantic import SecretStr
 
 from facetalk.config import LiveKitConfig
+from facetalk.dialogue.personas import PersonaCatalog
 from facetalk.livekit_server import LocalLiveKitServer, free_port
-from facetalk.personas import PersonaCatalog
-from facetalk.simulated_user import SimulatedUser
+from facetalk.testing.simulated_user import SimulatedUser
 from facetalk.web import WebServer
 
 from .browser import CHROMIUM, CHROMIUM_FLAGS

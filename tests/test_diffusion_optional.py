@@ -9,9 +9,9 @@ _BLOCK_TORCH = "import sys; sys.modules['torch'] = None; sys.modules['diffusers'
 
 
 def test_cpu_engine_imports_without_torch() -> None:
-    """With torch unimportable, facetalk.avatar and the CLI import, and the diffusion engine raises FaceTalkError."""
+    """With torch unimportable, facetalk.avatar and the CLI (training commands too) import, and the diffusion engine raises FaceTalkError."""
     code = _BLOCK_TORCH + (
-        "import facetalk.avatar, facetalk.cli\n"
+        "import facetalk.avatar, facetalk.cli, facetalk.avatar.train_cli, facetalk.avatar.data.cli\n"
         "from facetalk.errors import FaceTalkError\n"
         "try:\n"
         "    import facetalk.avatar.diffusion\n"

@@ -11,15 +11,46 @@ from facetalk.errors import FaceTalkError
 
 
 def test_missing_server_says_how_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """With no binary anywhere, the error names the install command."""
+    """With no binary anywhere, the error names the three ways to get one: PATH, the variable, a cached build."""
     monkeypatch.delenv("FACETALK_LIVEKIT_SERVER", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setattr(livekit_server, "REPO_BIN", tmp_path)
+    monkeypatch.setenv("FACETALK_CACHE", str(tmp_path / "cache"))
     with pytest.raises(FaceTalkError) as info:
         livekit_server.find_server()
     assert "livekit-server was not found" in str(info.value)
     assert "make setup" in info.value.hint
     assert f"@{livekit_server.LIVEKIT_SERVER_VERSION}" in info.value.hint
+    assert "PATH" in info.value.hint
+    assert "FACETALK_LIVEKIT_SERVER" in info.value.hint
+    assert "facetalk server build" in info.value.hint
+    assert str(tmp_path / "cache" / "bin") in info.value.hint
+
+
+def test_a_build_in_the_user_cache_is_found(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Without PATH or the variable, the binary built into <XDG_CACHE_HOME>/facetalk/bin is used."""
+    monkeypatch.delenv("FACETALK_LIVEKIT_SERVER", raising=False)
+    monkeypatch.delenv("FACETALK_CACHE", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    binary = tmp_path / "xdg" / "facetalk" / "bin" / "livekit-server"
+    binary.parent.mkdir(parents=True)
+    binary.write_text("")
+    assert livekit_server.server_cache_dir() == binary.parent
+    assert livekit_server.find_server() == binary
+
+
+def test_path_wins_over_the_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A livekit-server the user put on PATH is preferred to FaceTalk's own cached build."""
+    monkeypatch.delenv("FACETALK_LIVEKIT_SERVER", raising=False)
+    monkeypatch.setenv("FACETALK_CACHE", str(tmp_path / "cache"))
+    cached = tmp_path / "cache" / "bin" / "livekit-server"
+    on_path = tmp_path / "path" / "livekit-server"
+    for binary in (cached, on_path):
+        binary.parent.mkdir(parents=True)
+        binary.write_text("#!/bin/sh\n")
+        binary.chmod(0o755)
+    monkeypatch.setenv("PATH", str(on_path.parent))
+    assert livekit_server.find_server() == on_path
 
 
 def test_env_override_must_point_at_a_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -8,9 +8,9 @@ from livekit.agents.llm import LLM, ChatContext
 
 from facetalk.agent.embedded_llm import EmbeddedLLMServer
 from facetalk.agent.providers import build_llm
-from facetalk.agent.scripted_llm_server import ScriptedLLMServer
 from facetalk.config import CustomLLMConfig, EmbeddedLLMConfig, OpenAILLMConfig
 from facetalk.errors import FaceTalkError
+from facetalk.testing.scripted_llm import ScriptedLLMServer
 
 
 async def _ask(model: LLM, question: str, *, timeout_s: float = 5.0) -> str:

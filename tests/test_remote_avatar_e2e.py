@@ -14,11 +14,11 @@ import pytest
 import pytest_asyncio
 
 from facetalk.agent.remote_avatar import AvatarServer, avatar_identity
-from facetalk.agent.scripted_llm_server import ScriptedLLMServer
 from facetalk.config import load_persona, load_pipeline
 from facetalk.eval.mouth import MouthRegion
 from facetalk.livekit_server import LocalLiveKitServer
-from facetalk.simulated_user import SimulatedUser
+from facetalk.testing.scripted_llm import ScriptedLLMServer
+from facetalk.testing.simulated_user import SimulatedUser
 
 from .conftest import CONFIGS, running_worker
 from .lipreading import BILABIAL_ANSWER, NOT_RELIABLE_YET, closure_of_an_answer
@@ -53,7 +53,7 @@ def remote_worker(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[subprocess.Popen[bytes]]:
     pipeline = {
-        "llm": {"provider": "openai", "base_url": scripted_llm.base_url, "model": "scripted"},
+        "llm": scripted_llm.llm_section(),
         "avatar": {"placement": "remote", "remote_url": avatar_server.url},
     }
     with running_worker(livekit_server, pipeline, tmp_path_factory.mktemp("worker")) as process:

@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from facetalk.livekit_server import LocalLiveKitServer, free_port
-from facetalk.simulated_user import SimulatedUser
+from facetalk.testing.simulated_user import SimulatedUser
 
 from .conftest import CONFIGS, running_worker
 

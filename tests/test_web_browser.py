@@ -22,15 +22,16 @@ import pytest_asyncio
 from playwright.async_api import Browser, Page, Playwright, async_playwright, expect
 from pydantic import SecretStr
 
-from facetalk.agent.scripted_llm_server import ScriptedLLMServer
 from facetalk.config import LiveKitConfig
+from facetalk.dialogue.personas import PersonaCatalog
 from facetalk.livekit_server import LocalLiveKitServer, free_port
-from facetalk.personas import PersonaCatalog
-from facetalk.simulated_user import MIC_RATE
+from facetalk.testing.scripted_llm import ScriptedLLMServer
+from facetalk.testing.simulated_user import MIC_RATE
 from facetalk.web import WebServer
 
 from .browser import CHROMIUM, CHROMIUM_FLAGS, running_facetalk_web
-from .conftest import CONFIGS, REPO, running_worker
+from .conftest import CONFIGS, REPO
+from .conversation import scripted_worker
 from .speech import speak
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
@@ -83,8 +84,7 @@ async def scripted_llm() -> AsyncIterator[ScriptedLLMServer]:
 def worker(
     livekit_server: LocalLiveKitServer, scripted_llm: ScriptedLLMServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[None]:
-    llm = {"provider": "openai", "base_url": scripted_llm.base_url, "model": "scripted", "timeout_s": 3}
-    with running_worker(livekit_server, {"llm": llm}, tmp_path_factory.mktemp("worker")):
+    with scripted_worker(livekit_server, scripted_llm, tmp_path_factory.mktemp("worker"), llm_timeout_s=3):
         yield
 
 

@@ -24,8 +24,8 @@ from pydantic import SecretStr
 
 from facetalk import cli
 from facetalk.config import LiveKitConfig
+from facetalk.dialogue.personas import PersonaCatalog
 from facetalk.livekit_server import LocalLiveKitServer
-from facetalk.personas import PersonaCatalog
 from facetalk.web import PAGE_DIR, WebServer
 
 from .conftest import CONFIGS

@@ -4,38 +4,25 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import yaml
 
-from facetalk.agent.worker import PERSONA_ATTRIBUTE, WorkerResources
-from facetalk.config import load_persona, load_pipeline
+from facetalk.dialogue.personas import PersonaChoice
+from facetalk.dialogue.protocol import PERSONA_ATTRIBUTE
 
 from .conftest import CONFIGS
 
 
 @pytest.fixture
-def resources(tmp_path: Path) -> WorkerResources:
-    """Resources whose persona folder holds the default persona and a second one, 'nova'."""
+def choice(tmp_path: Path) -> PersonaChoice:
+    """A worker's choice whose persona folder holds the default persona and a second one, 'nova'."""
     shutil.copytree(CONFIGS / "portraits", tmp_path / "portraits")
     shutil.copy(CONFIGS / "persona.yaml", tmp_path / "persona.yaml")
     nova = yaml.safe_load((CONFIGS / "persona.yaml").read_text()) | {"name": "Nova"}
     (tmp_path / "nova.yaml").write_text(yaml.safe_dump(nova))
     (tmp_path / "broken.yaml").write_text("kind: persona\nname: Broken\n")
-    path = tmp_path / "persona.yaml"
-    return WorkerResources(
-        persona_path=path,
-        persona=load_persona(path),
-        pipeline=load_pipeline(CONFIGS / "pipeline.yaml"),
-        vad=None,  # type: ignore[arg-type]  # models are not needed to choose a persona
-        stt=None,  # type: ignore[arg-type]
-        tts=None,  # type: ignore[arg-type]
-    )
-
-
-def _user(**attributes: str) -> SimpleNamespace:
-    return SimpleNamespace(attributes=attributes)
+    return PersonaChoice.load(tmp_path / "persona.yaml")
 
 
 @pytest.mark.parametrize(
@@ -49,7 +36,7 @@ def _user(**attributes: str) -> SimpleNamespace:
         ("../persona", "Astra"),
     ],
 )
-def test_persona_attribute_picks_a_persona_file(resources: WorkerResources, chosen: str | None, name: str) -> None:
+def test_persona_attribute_picks_a_persona_file(choice: PersonaChoice, chosen: str | None, name: str) -> None:
     """A valid persona name is loaded; unknown, broken or path-like names fall back to the default."""
-    user = _user(**({PERSONA_ATTRIBUTE: chosen} if chosen else {}))
-    assert resources.persona_for(user).name == name  # type: ignore[arg-type]
+    attributes = {PERSONA_ATTRIBUTE: chosen} if chosen else {}
+    assert choice.persona_for(attributes).name == name

@@ -13,7 +13,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ...cli import reports_errors
+from ...cli_errors import reports_errors
+from ...resources import default_config
 
 __all__ = ["data_app"]
 
@@ -35,7 +36,7 @@ def _progress() -> Progress:
 @reports_errors
 def synth_command(
     out: Out,
-    persona: Annotated[Path, typer.Option(help="Persona YAML file.")] = Path("configs/persona.yaml"),
+    persona: Annotated[Path, typer.Option(help="Persona YAML file.")] = default_config("persona.yaml"),
     minutes: Annotated[float, typer.Option(help="Minutes of content to render.")] = 2.0,
     resolution: Resolution = 128,
     seed: Annotated[int, typer.Option(help="Seed of timelines, sentences and motion.")] = 0,

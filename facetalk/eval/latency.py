@@ -15,32 +15,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import subprocess
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..agent.scripted_llm_server import ScriptedLLMServer
 from ..config import load_persona
 from ..livekit_server import LocalLiveKitServer, make_token
-from ..local_stack import running_worker
-from ..simulated_user import MIC_RATE, SimulatedUser
+from ..testing.local_stack import local_stack
+from ..testing.simulated_user import MIC_RATE, SimulatedUser
 from .measures import JoinResult, TurnResult, measure_join, measure_turn, voiced_bounds
 from .mouth import MouthRegion
 from .script import ScriptTurn, turn_audio
 
-__all__ = ["LatencyRun", "SCRIPTED_ANSWERS", "local_stack", "run_latency_eval", "work_folder"]
-
-SCRIPTED_ANSWERS = {
-    "name": "My name is Astra.",
-    "story": (
-        "Let me tell you a story about the stars. Long ago a small rocket dreamed of the moon. "
-        "It practised every day, and one bright morning it finally lifted off. Everyone below was cheering."
-    ),
-}
-SCRIPTED_DEFAULT = "That is a good question. I love talking about life in orbit."
+__all__ = ["LatencyRun", "run_latency_eval", "work_folder"]
 
 _ANSWER_TIMEOUT_S = 30.0
 _INTERRUPT_AFTER_S = 1.2  # how long the answer plays before the user talks over it
@@ -55,38 +44,6 @@ class LatencyRun:
     joins: list[JoinResult]
     rooms: int
     llm: str
-
-
-def _llm_section(llm: str, scripted: ScriptedLLMServer | None) -> dict:
-    if llm == "embedded":
-        return {"provider": "embedded"}
-    url = scripted.base_url if scripted is not None else llm
-    return {"provider": "openai", "base_url": url, "model": "scripted" if scripted else "default"}
-
-
-@contextlib.asynccontextmanager
-async def local_stack(
-    llm: str, persona: Path, pipeline: Path, folder: Path
-) -> AsyncIterator[tuple[LocalLiveKitServer, subprocess.Popen[bytes]]]:
-    """A local LiveKit server and worker process (and the scripted LLM, if asked for)."""
-    async with contextlib.AsyncExitStack() as stack:
-        scripted = None
-        if llm == "scripted":
-            scripted = await stack.enter_async_context(
-                ScriptedLLMServer(rules=SCRIPTED_ANSWERS, default=SCRIPTED_DEFAULT)
-            )
-        server = stack.enter_context(LocalLiveKitServer(log_path=folder / "livekit-server.log"))
-        worker = stack.enter_context(
-            running_worker(
-                server,
-                {"llm": _llm_section(llm, scripted)},
-                folder,
-                persona=persona,
-                base_pipeline=pipeline,
-                show_log=False,
-            )
-        )
-        yield server, worker
 
 
 async def _converse(

@@ -1,7 +1,7 @@
 """Per-turn latency figures, computed from what the simulated user received.
 
 Every time is ``time.monotonic()`` in the measuring process, taken when audio
-or video had been received and decoded (see :mod:`facetalk.simulated_user`).
+or video had been received and decoded (see :mod:`facetalk.testing.simulated_user`).
 Definitions (also in docs/latency.md):
 
 - *end of user speech*: the last sample above speech level in the audio the
@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..avatar.measures import pearson
-from ..simulated_user import SPEECH_RMS, SimulatedUser, Utterance
+from ..testing.simulated_user import SPEECH_RMS, SimulatedUser, Utterance
 from .mouth import MouthRegion
 
 __all__ = ["STAGES", "JoinResult", "TurnResult", "measure_join", "measure_turn", "voiced_bounds"]

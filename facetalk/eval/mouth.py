@@ -11,7 +11,7 @@ import numpy as np
 
 from ..avatar.measures import MouthBox
 from ..config import PersonaConfig
-from ..simulated_user import ReceivedVideo
+from ..testing.simulated_user import ReceivedVideo
 
 __all__ = ["MouthRegion"]
 

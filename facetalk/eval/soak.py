@@ -37,8 +37,9 @@ from livekit import rtc
 from ..avatar.measures import psnr
 from ..config import load_persona
 from ..livekit_server import LocalLiveKitServer, make_token
-from ..simulated_user import MIC_RATE, SimulatedUser
-from .latency import local_stack, work_folder
+from ..testing.local_stack import local_stack
+from ..testing.simulated_user import MIC_RATE, SimulatedUser
+from .latency import work_folder
 from .measures import measure_turn, voiced_bounds
 from .mouth import MouthRegion
 from .script import DEFAULT_SCRIPT, ScriptTurn, turn_audio

@@ -8,7 +8,9 @@ import {
 } from 'livekit-client';
 
 import { BusyError, fetchPersonas, fetchToken, ReadableError } from './api.js';
-import { LatencyReadout, METRICS_TOPIC } from './latency.js';
+import { LatencyReadout } from './latency.js';
+// The wire names shared with the worker (one source: dialogue/protocol.json, inlined by esbuild).
+import { metrics_topic as METRICS_TOPIC } from '../../dialogue/protocol.json';
 import { Transcript, TRANSCRIPTION_TOPIC } from './transcript.js';
 
 const AGENT_STATE = 'lk.agent.state';

@@ -1,14 +1,12 @@
 // The latency readout: how long the avatar took to answer, and where the time went.
 //
 // The worker publishes each turn's livekit-agents metrics as JSON on the
-// "facetalk.metrics" data topic: for the user's message the end-of-turn and
+// metrics data topic (dialogue/protocol.json): for the user's message the end-of-turn and
 // transcription delays, for the agent's reply its end-to-end latency (end of
 // the user's speech to the agent's first audio) with LLM and TTS parts. Those
 // are shown when they arrive. Until then (or with a worker that publishes
 // none) the page times it itself, from the user's final transcript reaching
 // the page to the avatar starting to answer, and says so.
-
-export const METRICS_TOPIC = 'facetalk.metrics';
 
 const seconds = (value) => `${value.toFixed(2)} s`;
 

@@ -22,8 +22,7 @@ from typing import Any
 import numpy as np
 from livekit import rtc
 
-from .agent.turn_metrics import METRICS_TOPIC
-from .dialogue.avatar_state import AVATAR_STATE_ATTRIBUTE
+from ..dialogue.protocol import AVATAR_STATE_ATTRIBUTE, METRICS_TOPIC
 
 __all__ = ["ReceivedAudio", "ReceivedVideo", "SimulatedUser", "Utterance"]
 

@@ -1,142 +1,41 @@
-"""Validated configuration: a persona file and a pipeline file.
+"""The pipeline file: which providers the agent combines, section by section.
 
-Both are YAML documents whose ``kind`` says which schema applies. They are
-checked by pydantic models, and any problem is reported as a
-:class:`ConfigError` naming the file, the field path and what was expected::
-
-    configs/persona.yaml: invalid persona config
-      expression.smile: Input should be less than or equal to 1 (got 1.5)
-
-Relative paths inside a file (the portrait, a custom voice) are resolved
-against the folder of that file, so configs can be moved as a unit.
-
-LiveKit credentials never live in the files: they are read from the
-environment (``LIVEKIT_URL``, ``LIVEKIT_API_KEY``, ``LIVEKIT_API_SECRET``),
-defaulting to the local ``--dev`` server.
+LiveKit credentials never live in the file: :class:`LiveKitConfig` reads them
+from the environment (``LIVEKIT_URL``, ``LIVEKIT_API_KEY``,
+``LIVEKIT_API_SECRET``), defaulting to the local ``--dev`` server.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
-from .errors import FaceTalkError
+from .base import _resolve_path, _Strict
 
 __all__ = [
+    "DEV_API_KEY",
+    "DEV_API_SECRET",
+    "DEV_URL",
     "AvatarConfig",
-    "ConfigError",
     "CustomLLMConfig",
     "EmbeddedLLMConfig",
-    "Expression",
+    "LLMConfig",
     "LiveKitConfig",
     "OpenAILLMConfig",
-    "PersonaConfig",
     "PipelineConfig",
     "STTConfig",
     "TTSConfig",
     "TurnConfig",
     "VADConfig",
     "WorkerConfig",
-    "load_config",
-    "load_persona",
-    "load_pipeline",
 ]
 
 DEV_URL = "ws://127.0.0.1:7880"
 DEV_API_KEY = "devkey"
 DEV_API_SECRET = "secret"
-
-
-class ConfigError(FaceTalkError):
-    """A config file that cannot be read or does not match its schema."""
-
-
-class _Strict(BaseModel):
-    """Unknown keys are errors: a typo must not be silently ignored."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _resolve_path(value: Path, info: ValidationInfo) -> Path:
-    """Resolve ``value`` against the config file's folder, if one is known."""
-    base = (info.context or {}).get("base_dir")
-    if not value.is_absolute() and base is not None:
-        value = Path(base) / value
-    return value
-
-
-# --- persona -----------------------------------------------------------------
-
-Intensity = Annotated[float, Field(ge=0.0, le=1.0)]
-
-
-class Expression(_Strict):
-    """Fine-grained expression controls, each an intensity from 0 to 1.
-
-    ``eye_openness`` and ``head_tilt`` are centred: 0.5 is neutral, 0 is
-    closed eyes / full tilt left, 1 is wide eyes / full tilt right.
-    """
-
-    smile: Intensity = 0.0
-    brow_raise: Intensity = 0.0
-    eye_openness: Intensity = 0.5
-    head_tilt: Intensity = 0.5
-
-
-class PersonaConfig(_Strict):
-    """Who the avatar is: its face, voice and how it talks."""
-
-    kind: Literal["persona"] = "persona"
-    name: str = Field(min_length=1)
-    portrait: Path = Field(description="Portrait image, relative to this file.")
-    voice: str = Field(
-        default="joe-us-medium",
-        description="A bundled piper voice name, a path to a piper .onnx voice, "
-        "or an OpenAI voice name when the pipeline uses OpenAI TTS.",
-    )
-    system_prompt: str = Field(min_length=1)
-    greeting: str = ""
-    thinking_filler: str = Field(
-        default="Hmm, let me think.",
-        description="Said when the LLM is slow to answer (turn.filler_after_s); empty: never.",
-    )
-    expression: Expression = Expression()
-
-    @field_validator("portrait")
-    @classmethod
-    def _portrait_exists(cls, value: Path, info: ValidationInfo) -> Path:
-        path = _resolve_path(value, info)
-        if not path.is_file():
-            raise ValueError(
-                f"file not found: {path} (expected an image path, relative to the YAML file)"
-            )
-        return path
-
-    @field_validator("voice")
-    @classmethod
-    def _voice_file_exists(cls, value: str, info: ValidationInfo) -> str:
-        if value.endswith(".onnx"):
-            path = _resolve_path(Path(value), info)
-            if not path.is_file():
-                raise ValueError(f"voice model not found: {path} (expected a piper .onnx file)")
-            return str(path)
-        return value
-
-
-# --- pipeline ----------------------------------------------------------------
 
 
 class LiveKitConfig(_Strict):
@@ -275,7 +174,11 @@ class TurnConfig(_Strict):
         "comma) waits max_endpointing_delay_s for more (dialogue/turn_end.py). "
         "silence: every turn ends after min_endpointing_delay_s.",
     )
-    min_endpointing_delay_s: float = Field(default=0.2, ge=0.0)
+    min_endpointing_delay_s: float = Field(
+        default=0.2,
+        ge=0.0,
+        description="After the last speech of a finished sentence, before the turn is the agent's.",
+    )
     max_endpointing_delay_s: float = Field(
         default=1.5,
         gt=0.0,
@@ -299,7 +202,9 @@ class TurnConfig(_Strict):
         description="Seconds without a first LLM token before the persona says its "
         "thinking_filler; the answer follows when it comes. None: never.",
     )
-    idle_after_s: float = Field(default=8.0, gt=0.0)
+    idle_after_s: float = Field(
+        default=8.0, gt=0.0, description="Seconds of quiet after which the avatar shows its idle state."
+    )
 
 
 class WorkerConfig(_Strict):
@@ -338,100 +243,3 @@ class PipelineConfig(_Strict):
     turn: TurnConfig = TurnConfig()
     worker: WorkerConfig = WorkerConfig()
     livekit: LiveKitConfig = Field(default_factory=LiveKitConfig, exclude=True)
-
-
-# --- loading -----------------------------------------------------------------
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found", hint="check the path")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        where = ""
-        if (mark := getattr(e, "problem_mark", None)) is not None:
-            where = f" at line {mark.line + 1}, column {mark.column + 1}"
-        raise ConfigError(
-            f"{path}: not valid YAML{where}: {getattr(e, 'problem', e)}",
-            hint="fix the YAML syntax (indentation, colons, quotes)",
-        ) from e
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"{path}: expected a mapping of fields at the top level, got {type(data).__name__}",
-            hint="start the file with 'kind: persona' or 'kind: pipeline'",
-        )
-    return data
-
-
-def _field_path(loc: tuple[int | str, ...], data: Any) -> str:
-    """Dotted field path, without the tags pydantic adds for tagged unions.
-
-    A tag (``openai`` in ``llm.openai.model``) is a part of ``loc`` that is not
-    a key of the input at that level; the last part may legitimately be absent
-    (a missing field), so it is always kept.
-    """
-    parts: list[str] = []
-    for i, part in enumerate(loc):
-        is_last = i == len(loc) - 1
-        if isinstance(data, dict) and part not in data and not is_last:
-            continue  # a union tag, not a field
-        parts.append(str(part))
-        data = data[part] if isinstance(data, (dict, list)) and not is_last else None
-    return ".".join(parts) or "(top level)"
-
-
-def _format_validation_error(path: Path, data: dict[str, Any], error: ValidationError) -> ConfigError:
-    lines = [f"{path}: invalid {data['kind']} config"]
-    for item in error.errors(include_url=False):
-        where = _field_path(item["loc"], data)
-        got = "" if item["type"] == "missing" else f" (got {item.get('input')!r})"
-        message = item["msg"].removeprefix("Value error, ")
-        lines.append(f"  {where}: {message}{got}")
-    return ConfigError("\n".join(lines), hint=f"edit {path} and run 'facetalk config check {path}'")
-
-
-_MODELS: dict[str, type[PersonaConfig] | type[PipelineConfig]] = {
-    "persona": PersonaConfig,
-    "pipeline": PipelineConfig,
-}
-
-
-def load_config(path: str | Path) -> PersonaConfig | PipelineConfig:
-    """Load and validate a persona or pipeline file, chosen by its ``kind``."""
-    path = Path(path)
-    data = _read_yaml(path)
-    model = _MODELS.get(data.get("kind"))  # type: ignore[arg-type]
-    if model is None:
-        raise ConfigError(
-            f"{path}: field 'kind' is {data.get('kind')!r}, expected 'persona' or 'pipeline'",
-            hint="add 'kind: persona' or 'kind: pipeline' at the top of the file",
-        )
-    try:
-        return model.model_validate(data, context={"base_dir": path.parent})
-    except ValidationError as e:
-        raise _format_validation_error(path, data, e) from None
-
-
-def load_persona(path: str | Path) -> PersonaConfig:
-    """Load a persona file; raises :class:`ConfigError` if it is anything else."""
-    return _load_kind(path, PersonaConfig)
-
-
-def load_pipeline(path: str | Path) -> PipelineConfig:
-    """Load a pipeline file; raises :class:`ConfigError` if it is anything else."""
-    return _load_kind(path, PipelineConfig)
-
-
-_Kind = TypeVar("_Kind", PersonaConfig, PipelineConfig)
-
-
-def _load_kind(path: str | Path, model: type[_Kind]) -> _Kind:
-    config = load_config(path)
-    if not isinstance(config, model):
-        expected = model.model_fields["kind"].default
-        raise ConfigError(
-            f"{path}: this is a {config.kind} config, expected a {expected} config",
-            hint=f"pass a file that starts with 'kind: {expected}'",
-        )
-    return config

@@ -17,7 +17,7 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from aiohttp import web
 
@@ -44,9 +44,20 @@ class ScriptedLLMServer(HTTPService):
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}/v1"
 
+    @property
+    def questions(self) -> list[str]:
+        """What each request so far asked: its last user message, lower-cased."""
+        return [_last_user_text(body.get("messages", [])) for body in self.requests]
+
+    def llm_section(self, *, timeout_s: float | None = None) -> dict[str, Any]:
+        """The pipeline's ``llm`` section that points a worker at this server."""
+        section: dict[str, Any] = {"provider": "openai", "base_url": self.base_url, "model": "scripted"}
+        if timeout_s is not None:
+            section["timeout_s"] = timeout_s
+        return section
+
     def answer_for(self, messages: list[dict]) -> str:
-        user_texts = [m.get("content") for m in messages if m.get("role") == "user"]
-        last = _text_of(user_texts[-1]).lower() if user_texts else ""
+        last = _last_user_text(messages)
         for key, answer in self.rules.items():
             if key.lower() in last:
                 return answer
@@ -86,6 +97,11 @@ class ScriptedLLMServer(HTTPService):
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
         return response
+
+
+def _last_user_text(messages: list[dict]) -> str:
+    user_texts = [m.get("content") for m in messages if m.get("role") == "user"]
+    return _text_of(user_texts[-1]).lower() if user_texts else ""
 
 
 def _text_of(content: object) -> str:

@@ -3,7 +3,8 @@
 :func:`running_worker` starts ``facetalk agent start`` in a child process with
 a pipeline derived from a base file, waits until it has registered with the
 LiveKit server (a room created before that would never get an agent), and
-always stops it.
+always stops it. :func:`local_stack` adds the LiveKit server and, if asked
+for, the scripted LLM: the whole stack ``facetalk eval`` talks to.
 """
 
 from __future__ import annotations
@@ -13,19 +14,31 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .errors import FaceTalkError
-from .livekit_server import LocalLiveKitServer
-from .shutdown import child_process_options
+from ..errors import FaceTalkError
+from ..livekit_server import LocalLiveKitServer
+from ..resources import PACKAGED_CONFIGS
+from ..shutdown import child_process_options
+from .scripted_llm import ScriptedLLMServer
 
-__all__ = ["running_worker"]
+__all__ = ["SCRIPTED_ANSWERS", "local_stack", "running_worker"]
 
-_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+_CONFIGS = PACKAGED_CONFIGS
+
+SCRIPTED_ANSWERS = {
+    "name": "My name is Astra.",
+    "story": (
+        "Let me tell you a story about the stars. Long ago a small rocket dreamed of the moon. "
+        "It practised every day, and one bright morning it finally lifted off. Everyone below was cheering."
+    ),
+}
+"""What the scripted LLM of :func:`local_stack` answers, by a word of the question."""
+SCRIPTED_DEFAULT = "That is a good question. I love talking about life in orbit."
 
 
 @contextlib.contextmanager
@@ -78,6 +91,39 @@ def running_worker(
             if show_log:
                 print(f"--- worker log ({log_path}) ---")
                 print(log_path.read_text(errors="replace")[-6000:])
+
+
+def _llm_section(llm: str, scripted: ScriptedLLMServer | None) -> dict:
+    if llm == "embedded":
+        return {"provider": "embedded"}
+    if scripted is not None:
+        return scripted.llm_section()
+    return {"provider": "openai", "base_url": llm, "model": "default"}
+
+
+@contextlib.asynccontextmanager
+async def local_stack(
+    llm: str, persona: Path, pipeline: Path, folder: Path
+) -> AsyncIterator[tuple[LocalLiveKitServer, subprocess.Popen[bytes]]]:
+    """A local LiveKit server and worker process (and the scripted LLM, if asked for)."""
+    async with contextlib.AsyncExitStack() as stack:
+        scripted = None
+        if llm == "scripted":
+            scripted = await stack.enter_async_context(
+                ScriptedLLMServer(rules=SCRIPTED_ANSWERS, default=SCRIPTED_DEFAULT)
+            )
+        server = stack.enter_context(LocalLiveKitServer(log_path=folder / "livekit-server.log"))
+        worker = stack.enter_context(
+            running_worker(
+                server,
+                {"llm": _llm_section(llm, scripted)},
+                folder,
+                persona=persona,
+                base_pipeline=pipeline,
+                show_log=False,
+            )
+        )
+        yield server, worker
 
 
 def _wait_for_log(path: Path, needle: str, process: subprocess.Popen[bytes], timeout_s: float) -> None:
