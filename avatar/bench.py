@@ -1,40 +1,37 @@
-"""Benchmarks of the avatar engine: speed, latency, memory, lip sync, visemes, continuity, drift.
+"""``facetalk bench avatar``: speed, first-frame latency, memory, lip sync, visemes and clip continuity.
 
-``bench_avatar`` measures what the issue's targets name; ``soak`` runs the
-streaming runtime over many minutes of content and reports memory and drift.
-Both drive the real runtime with piper speech, not synthetic tones.
+``bench_avatar`` measures what the issue's targets name, driving the real
+streaming runtime with piper speech (not synthetic tones); the measures are
+:mod:`.measures`'. The long run for memory and drift is :mod:`.soak`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import resource
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 from livekit import rtc
-from livekit.agents.types import USERDATA_TIMED_TRANSCRIPT
 from livekit.agents.voice.avatar import AudioSegmentEnd
 
 from ..config import Expression
-from ..eval.mouth import MouthRegion, bilabial_closure, boundary_step_ratio, rounding_ratio, track_lips
 from .audio import SAMPLE_RATE, FeatureExtractor, MonoResampler
+from .bench_support import one_thread, peak_rss_mb, tts_frames
 from .engine import CpuEngine
 from .labels import Label
 from .landmarks import FaceLandmarker, MeshIndex
+from .measures import MouthBox, best_lag_correlation, bilabial_closure, boundary_step_ratio, rounding_ratio, track_lips
 from .persona import PersonaPack
-from .phonemes import PhonemeSpan, PhonemeTimedString
+from .phonemes import PhonemeSpan
 from .runtime import AvatarVideoGenerator, FrameInfo
 from .speech import Speech
 from .visemes import SegmentVisemes
 
-__all__ = ["BenchResult", "MouthFigures", "SoakResult", "bench_avatar", "psnr_outside_head", "soak"]
+__all__ = ["BenchResult", "MouthFigures", "bench_avatar"]
 
-_CHUNK_S = 0.01  # TTS audio arrives in 10 ms frames
+_MAX_LAG = 5  # frames either way searched for the lip-sync lag
 
 
 @dataclass
@@ -86,62 +83,6 @@ class BenchResult:
     audio_only: MouthFigures
 
 
-@dataclass
-class SoakResult:
-    """A long run of the streaming runtime.
-
-    Attributes:
-        minutes: content generated, in minutes of video.
-        frames: video frames generated.
-        rss_mb: resident memory sampled after each minute of content, MB.
-        rss_growth_mb: last sample minus the first.
-        psnr_outside_head_db: PSNR of the last frame against the reference,
-            over the pixels outside the moving head; ``None`` when identical
-            (an infinite PSNR, which JSON cannot carry).
-        wall_s: how long it took.
-    """
-
-    minutes: float
-    frames: int
-    rss_mb: list[float]
-    rss_growth_mb: float
-    psnr_outside_head_db: float | None
-    wall_s: float
-
-
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """OpenCV on one thread for the duration of a measurement only."""
-    previous = cv2.getNumThreads()
-    cv2.setNumThreads(1)
-    try:
-        yield
-    finally:
-        cv2.setNumThreads(previous)
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _chunks(speech: Speech, *, timed: bool = False) -> Iterator[rtc.AudioFrame]:
-    """10 ms frames of ``speech``; with ``timed``, the first carries its phoneme
-    timing as our piper TTS attaches it."""
-    n = int(speech.sample_rate * _CHUNK_S)
-    for i in range(0, speech.samples.size, n):
-        part = speech.samples[i:i + n]
-        frame = rtc.AudioFrame(part.tobytes(), speech.sample_rate, 1, part.size)
-        if timed and i == 0 and speech.phonemes:
-            frame.userdata[USERDATA_TIMED_TRANSCRIPT] = [
-                PhonemeTimedString("", speech.phonemes, start_time=0.0, end_time=speech.duration)]
-        yield frame
-
-
 def _face_box(pack: PersonaPack) -> tuple[slice, slice]:
     """The face with room for the head's motion: what the face mesh is run on."""
     oval = pack.points[list(MeshIndex.FACE_OVAL)]
@@ -158,7 +99,7 @@ class _Probe:
     def __init__(self, pack: PersonaPack) -> None:
         self.gen: AvatarVideoGenerator | None = None
         self.infos: list[FrameInfo] = []
-        self._mouth = MouthRegion.for_pack(pack)
+        self._mouth = MouthBox.for_pack(pack)
         self._face = _face_box(pack)
         self.darkness: list[float] = []
         self.faces: list[np.ndarray] = []
@@ -194,7 +135,7 @@ class _Probe:
         self.darkness, self.faces, self._first = [], [], []
         self._ended.clear()
         pushed = time.perf_counter()
-        for frame in _chunks(speech, timed=timed):
+        for frame in tts_frames(speech, timed=timed):
             await self.gen.push_audio(frame)
             await asyncio.sleep(0)  # like a TTS stream: other tasks run between chunks
         await self.gen.push_audio(AudioSegmentEnd())
@@ -206,18 +147,6 @@ class _Probe:
         await self.gen.aclose()
         if self._reader is not None:
             await asyncio.wait_for(self._reader, timeout=5)
-
-
-def _lag_corr(mouth: np.ndarray, envelope: np.ndarray, max_lag: int = 5) -> tuple[float, int]:
-    """Best Pearson correlation over lags of the mouth behind the envelope, in frames."""
-    best = (-1.0, 0)
-    for lag in range(-max_lag, max_lag + 1):
-        a = mouth[max(0, lag):mouth.size + min(0, lag)]
-        b = envelope[max(0, -lag):envelope.size - max(0, lag)]
-        corr = float(np.corrcoef(a, b)[0, 1])
-        if corr > best[0]:
-            best = (corr, lag)
-    return best
 
 
 def _looped(speech: Speech, seconds: float) -> Speech:
@@ -234,13 +163,13 @@ def _render_fps(pack: PersonaPack, speech: Speech, fps: int, expression: Express
     """Motion + render of every frame of ``speech``, one thread, frames per CPU second."""
     engine = CpuEngine(pack, fps=fps, expression=expression)
     resampler, features = MonoResampler(), FeatureExtractor()
-    mono = np.concatenate([resampler.push(f) for f in _chunks(speech)] + [resampler.flush()])
+    mono = np.concatenate([resampler.push(f) for f in tts_frames(speech)] + [resampler.flush()])
     visemes = SegmentVisemes()
     visemes.add(speech.phonemes if timed else None)
     per_frame = SAMPLE_RATE // fps
     feats = [features(mono[i:i + per_frame], visemes.at((i / per_frame + 0.5) / fps))
              for i in range(0, mono.size - per_frame + 1, per_frame)]
-    with _one_thread():
+    with one_thread():
         engine.render_clip(feats[:8], Label.SPEAKING)  # warm caches
         cpu = time.process_time()
         for i in range(0, len(feats), 8):
@@ -271,10 +200,10 @@ def bench_avatar(pack: PersonaPack, speech: Speech, *, seconds: float = 20.0, fp
 
     def figures(timed: bool) -> tuple[MouthFigures, list[float]]:
         render_fps = _render_fps(pack, speech, fps, expression, timed=timed)
-        with _one_thread():
+        with one_thread():
             latencies, probe, speaking = asyncio.run(stream(timed))
         envelope = np.array([20 * np.log10(np.sqrt(np.mean((i.audio / 32768.0) ** 2)) + 1e-4) for i in speaking])
-        corr, lag = _lag_corr(np.array(probe.darkness), envelope)
+        corr, lag = best_lag_correlation(np.array(probe.darkness), envelope, range(-_MAX_LAG, _MAX_LAG + 1))
         lips = track_lips(probe.faces, landmarker)
         times = (np.arange(len(speaking)) + 0.5) / fps  # each frame's middle, in the segment
         boundary = np.array([i > 0 and a.clip != speaking[i - 1].clip for i, a in enumerate(speaking)])
@@ -291,69 +220,5 @@ def bench_avatar(pack: PersonaPack, speech: Speech, *, seconds: float = 20.0, fp
     timed, latencies = figures(timed=True)
     audio_only, _ = figures(timed=False)
     return BenchResult(engine="cpu", resolution=pack.resolution,
-                       first_frame_ms=round(float(np.median(latencies)), 2), rss_mb=round(_peak_rss_mb(), 1),
+                       first_frame_ms=round(float(np.median(latencies)), 2), rss_mb=round(peak_rss_mb(), 1),
                        phoneme_timed=timed, audio_only=audio_only)
-
-
-def psnr_outside_head(frame: np.ndarray, pack: PersonaPack) -> float:
-    """PSNR (dB) of ``frame`` against the reference over pixels the head mask never covers."""
-    outside = pack.masks.head == 0
-    err = np.mean((frame[outside].astype(np.float64) - pack.image[outside]) ** 2)
-    return float("inf") if err == 0 else float(10 * np.log10(255.0**2 / err))
-
-
-def _finite_or_none(value: float) -> float | None:
-    return value if np.isfinite(value) else None
-
-
-def soak(pack: PersonaPack, speech: Speech, *, minutes: float, fps: int = 25, seed: int = 0) -> SoakResult:
-    """Stream ``minutes`` of content as fast as possible: speech segments back to
-    back, every third one interrupted, labels switching; RSS sampled each minute."""
-
-    async def run() -> tuple[int, list[float], np.ndarray]:
-        gen = AvatarVideoGenerator(CpuEngine(pack, fps=fps, seed=seed), fps=fps)
-        total = int(minutes * 60 * fps)
-        frames, samples, last = 0, [_rss_mb()], pack.image
-        segment_ended = asyncio.Event()
-
-        async def consume() -> None:
-            nonlocal frames, last
-            async for item in gen:
-                if isinstance(item, rtc.VideoFrame):
-                    frames += 1
-                    if frames % (60 * fps) == 0:
-                        samples.append(_rss_mb())
-                    if frames >= total:
-                        last = np.frombuffer(item.data, np.uint8).reshape(item.height, item.width, 3).copy()
-                        return
-                elif isinstance(item, AudioSegmentEnd):
-                    segment_ended.set()
-
-        reader = asyncio.create_task(consume())
-        n = 0
-        while not reader.done():
-            n += 1
-            gen.set_state([Label.LISTENING, Label.IDLE][n % 2])
-            segment_ended.clear()
-            for i, frame in enumerate(_chunks(speech)):
-                await gen.push_audio(frame)
-                if i % 20 == 0:
-                    await asyncio.sleep(0)
-                if n % 3 == 0 and i == 150:
-                    gen.clear_buffer()  # an interruption mid-sentence
-                    break
-            else:
-                await gen.push_audio(AudioSegmentEnd())
-                waiter = asyncio.create_task(segment_ended.wait())
-                await asyncio.wait({reader, waiter}, return_when=asyncio.FIRST_COMPLETED)
-                waiter.cancel()
-        await reader
-        await gen.aclose()
-        return frames, samples, last
-
-    start = time.perf_counter()
-    with _one_thread():
-        frames, samples, last = asyncio.run(run())
-    return SoakResult(minutes=minutes, frames=frames, rss_mb=[round(s, 1) for s in samples],
-                      rss_growth_mb=round(samples[-1] - samples[0], 1),
-                      psnr_outside_head_db=_finite_or_none(psnr_outside_head(last, pack)), wall_s=round(time.perf_counter() - start, 1))

@@ -161,7 +161,8 @@ def bench_avatar_command(
     config = load_persona(default_config("persona.yaml"))
     pack = prepare_persona(config.portrait, resolution=resolution)
     if engine == "diffusion":
-        from .diffusion.bench import GPUS, bench_diffusion  # needs the diffusion extra
+        from .diffusion.bench import bench_diffusion  # needs the diffusion extra
+        from .diffusion.projection import GPUS
 
         if project_gpu is not None and project_gpu not in GPUS:
             raise FaceTalkError(f"unknown GPU {project_gpu!r}", hint=f"use one of: {', '.join(GPUS)}")
@@ -188,7 +189,7 @@ def bench_soak_command(
 ) -> None:
     """Stream long content through the runtime; print memory per minute and drift."""
     from ..config import load_persona
-    from .bench import soak
+    from .soak import soak
     from .persona import prepare_persona
     from .speech import speak
 

@@ -132,9 +132,9 @@ def _machine(torch: Any, device: str) -> dict[str, Any]:
 
 
 def _psnr(a: Any, b: Any) -> float | None:
-    from facetalk.avatar.diffusion.bench import psnr
+    from facetalk.avatar.measures import finite_or_none, psnr
 
-    return psnr(a, b)
+    return finite_or_none(round(psnr(a, b), 2))
 
 
 def _engine(torch: Any, pack: Any, config: str, device: str, *, light_decoder: bool = False, **options: Any) -> Any:

@@ -16,7 +16,7 @@ from facetalk.avatar import speech as avatar_speech
 from facetalk.avatar.landmarks import FaceLandmarker
 from facetalk.avatar.phonemes import PhonemeSpan
 from facetalk.avatar.visemes import VisemeTrack
-from facetalk.eval.mouth import LipTrack, bilabial_closure, track_lips
+from facetalk.avatar.measures import LipTrack, bilabial_closure, track_lips
 from facetalk.livekit_server import LocalLiveKitServer
 from facetalk.testing.simulated_user import MIC_RATE, SimulatedUser
 

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from facetalk.avatar.bench import psnr_outside_head, soak
+from facetalk.avatar.soak import psnr_outside_head, soak
 from facetalk.avatar.landmarks import MeshIndex
 from facetalk.avatar.motion import MotionParams
 from facetalk.avatar.persona import PersonaPack, prepare_persona

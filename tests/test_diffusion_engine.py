@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,6 @@ from facetalk.avatar.diffusion import (  # noqa: E402
     build_models,
     get_config,
     load_checkpoint,
-    save_checkpoint,
 )
 from facetalk.avatar.persona import PersonaPack, prepare_persona  # noqa: E402
 from facetalk.config import AvatarConfig, Expression, load_persona  # noqa: E402
@@ -54,7 +54,7 @@ def _engine(pack: PersonaPack, models, **options: object) -> DiffusionEngine:  #
 
 def test_models_are_diffusers_style_and_small(models) -> None:  # noqa: ANN001
     """Each model has a config; tiny has ~2M parameters and 8x8 latents for 64x64 frames."""
-    assert {name for name, _ in models.items()} == {"vae", "unet", "reference_net", "audio_projection", "face_locator"}
+    assert set(models.components) == {"vae", "unet", "reference_net", "audio_projection", "face_locator"}
     assert models.unet.config.num_class_embeds == 3
     assert 1e6 < models.num_parameters() < 5e6
     assert (TINY.resolution, TINY.latent_size) == (64, 8)
@@ -102,7 +102,7 @@ def test_labels_and_audio_change_the_output(pack: PersonaPack, models) -> None: 
     assert models.unet.class_embedding.weight.grad[1].abs().sum() > 0
     assert models.unet.class_embedding.weight.grad[0].abs().sum() == 0
     assert models.audio_projection.mlp[0].weight.grad.abs().sum() > 0
-    for _, m in models.items():  # the fixture is shared: leave no gradients behind
+    for m in models.components.values():  # the fixture is shared: leave no gradients behind
         for p in m.parameters():
             p.grad = None
 
@@ -146,9 +146,13 @@ def test_int8_renders_close_to_fp32(pack: PersonaPack, models) -> None:  # noqa:
 
 
 def test_checkpoint_round_trip(tmp_path: Path, pack: PersonaPack, models) -> None:  # noqa: ANN001
-    """save_checkpoint writes safetensors per model; loading gives the same frames."""
-    save_checkpoint(models, TINY, tmp_path / "ckpt")
+    """save_pretrained writes diffusers' layout (model_index.json, safetensors per model); loading gives the
+    same frames."""
+    models.save_pretrained(tmp_path / "ckpt")
     assert (tmp_path / "ckpt" / "unet" / "diffusion_pytorch_model.safetensors").is_file()
+    index = json.loads((tmp_path / "ckpt" / "model_index.json").read_text())
+    assert index["_class_name"] == "DiffusionModels" and index["facetalk_config"] == "tiny"
+    assert index["unet"] == ["facetalk.avatar.diffusion.unet", "TalkingFaceUNet"]
     loaded = load_checkpoint(tmp_path / "ckpt", TINY)
     a = _engine(pack, models, seed=4).render_clip(SPEECH[:2], Label.IDLE)
     b = _engine(pack, loaded, seed=4).render_clip(SPEECH[:2], Label.IDLE)
@@ -157,16 +161,63 @@ def test_checkpoint_round_trip(tmp_path: Path, pack: PersonaPack, models) -> Non
     assert options.config == "tiny"
 
 
+# A seeded 8-frame speaking clip of the bundled checkpoint, persona at 64 px: the mean and a slice
+# (frame 0, every channel, row 32, columns 30..32) of its float images, taken with the loader of the
+# old layout (facetalk_diffusion.json) before scripts/convert_diffusion_checkpoint.py rewrote it.
+BUNDLED_BEFORE_CONVERSION = {
+    "student": (0.09579229354858398, [0.8758665919303894, 0.8870047926902771, 0.792505145072937,
+                                      0.5526559948921204, 0.5520675778388977, 0.4571693241596222,
+                                      0.4208451807498932, 0.44610151648521423, 0.34412577748298645]),
+    "teacher": (0.09645792096853256, [0.8711293935775757, 0.8806695342063904, 0.8082078695297241,
+                                      0.5417633652687073, 0.5454562306404114, 0.46688657999038696,
+                                      0.4035879075527191, 0.4347012937068939, 0.35142847895622253]),
+}
+
+
+def test_bundled_checkpoint_renders_as_before_its_conversion() -> None:
+    """The bundled student and teacher, now diffusers pipeline folders, give a seeded clip's values from before."""
+    from facetalk.avatar.diffusion.engine import BUNDLED_CHECKPOINT
+
+    pack = prepare_persona(PORTRAIT, resolution=64)
+    for name, folder in (("student", BUNDLED_CHECKPOINT), ("teacher", BUNDLED_CHECKPOINT / "teacher")):
+        engine = DiffusionEngine(pack, options=DiffusionOptions(checkpoint=folder, seed=0))
+        images = engine.decode_stage(engine.denoise_stage(engine.audio_stage(SPEECH), Label.SPEAKING))
+        mean, values = BUNDLED_BEFORE_CONVERSION[name]
+        assert images.shape == (8, 3, 64, 64)
+        assert float(images.mean()) == pytest.approx(mean, abs=1e-5), name
+        np.testing.assert_allclose(images[0, :, 32, 30:33].flatten().numpy(), values, atol=1e-5, err_msg=name)
+
+
+def test_old_layout_converts_to_the_same_models(tmp_path: Path, pack: PersonaPack, models) -> None:  # noqa: ANN001
+    """scripts/convert_diffusion_checkpoint.py turns an old-layout folder into one that loads the same frames."""
+    import runpy
+
+    folder = tmp_path / "old"
+    models.save_pretrained(folder)
+    (folder / "model_index.json").unlink()
+    (folder / "facetalk_diffusion.json").write_text('{"format": 1, "config": "tiny"}')
+    runpy.run_path(str(REPO / "scripts" / "convert_diffusion_checkpoint.py"))["convert"](folder)
+    assert not (folder / "facetalk_diffusion.json").exists()
+    a = _engine(pack, models, seed=4).render_clip(SPEECH[:2], Label.IDLE)
+    b = _engine(pack, load_checkpoint(folder, TINY), seed=4).render_clip(SPEECH[:2], Label.IDLE)
+    assert all(np.array_equal(x, y) for x, y in zip(a.frames, b.frames, strict=True))
+
+
 def test_bad_inputs(tmp_path: Path, pack: PersonaPack, models) -> None:  # noqa: ANN001
     """Missing or foreign checkpoints, impossible step counts, long clips and absent devices are clear errors."""
     with pytest.raises(FaceTalkError, match="not found"):
         DiffusionEngine(pack, options=DiffusionOptions(checkpoint=tmp_path / "nope"))
-    save_checkpoint(models, TINY, tmp_path / "tiny")
+    models.save_pretrained(tmp_path / "tiny")
     with pytest.raises(FaceTalkError, match="'tiny' checkpoint, not 'base-384'"):
         load_checkpoint(tmp_path / "tiny", get_config("base-384"))
     (tmp_path / "empty").mkdir()
     with pytest.raises(FaceTalkError, match="not a FaceTalk diffusion checkpoint"):
         load_checkpoint(tmp_path / "empty", TINY)
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "facetalk_diffusion.json").write_text('{"format": 1, "config": "tiny"}')
+    with pytest.raises(FaceTalkError, match="old checkpoint layout") as old:
+        load_checkpoint(tmp_path / "old", TINY)
+    assert "convert_diffusion_checkpoint.py" in old.value.hint
     with pytest.raises(FaceTalkError, match="cannot run 3 steps"):
         _engine(pack, models, steps=3)
     with pytest.raises(FaceTalkError, match="unknown diffusion config"):

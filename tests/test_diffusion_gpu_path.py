@@ -21,6 +21,7 @@ from facetalk.avatar.diffusion.clip_runner import clip_lengths  # noqa: E402
 from facetalk.avatar.diffusion.host_syncs import count_host_syncs  # noqa: E402
 from facetalk.avatar.diffusion.sampling import make_scheduler, plan_steps  # noqa: E402
 from facetalk.avatar.labels import Label  # noqa: E402
+from facetalk.avatar.measures import psnr  # noqa: E402
 from facetalk.avatar.persona import PersonaPack, prepare_persona  # noqa: E402
 from facetalk.errors import FaceTalkError  # noqa: E402
 
@@ -46,11 +47,6 @@ def pack(pack_dir: Path) -> PersonaPack:
     return load_pack(pack_dir)
 
 
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    err = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if err == 0 else float(10 * np.log10(255.0**2 / err))
-
-
 def _frames(engine: DiffusionEngine, sizes: tuple[int, ...] = (1, 2, 4, 8, 3)) -> np.ndarray:
     out, start = [], 0
     for n in sizes:
@@ -67,7 +63,7 @@ def test_bf16_matches_fp32_on_the_shipped_checkpoint(pack: PersonaPack) -> None:
     latents = bf16.denoise_stage(bf16.audio_stage(SPEECH[:2]), Label.SPEAKING)
     assert latents.latents.dtype == torch.float32 and bf16.decode_stage(latents).dtype == torch.float32
     bf16.reset(seed=3)
-    assert _psnr(_frames(bf16), _frames(fp32)) >= 35.0
+    assert psnr(_frames(bf16), _frames(fp32)) >= 35.0
 
 
 def test_light_decoder_replaces_the_kl_decode(pack: PersonaPack) -> None:
@@ -76,7 +72,7 @@ def test_light_decoder_replaces_the_kl_decode(pack: PersonaPack) -> None:
     kl = DiffusionEngine(pack, options=DiffusionOptions(seed=1))
     light = DiffusionEngine(pack, options=DiffusionOptions(seed=1, decoder="light"))
     assert light.pipeline.decoder is not None and kl.pipeline.decoder is None
-    assert _psnr(_frames(light, (4, 4)), _frames(kl, (4, 4))) > 24
+    assert psnr(_frames(light, (4, 4)), _frames(kl, (4, 4))) > 24
     with pytest.raises(FaceTalkError, match="light decoder for 'tiny', not 'base-512'") as error:
         DiffusionEngine(pack, options=DiffusionOptions(config="base-512", decoder="light"))
     assert "facetalk train decoder --config base-512" in error.value.hint
@@ -142,6 +138,7 @@ def test_clip_lengths_are_fixed_and_others_are_padded(pack: PersonaPack) -> None
     """tiny prepares 1, 2, 4, 8 frames at start; a 3-frame clip runs padded to 4 and returns 3 frames;
     9 frames is an error naming the lengths."""
     assert clip_lengths(8) == (1, 2, 4, 8) and clip_lengths(16) == (1, 2, 4, 8, 16)
+    assert clip_lengths(12) == (1, 2, 4, 8, 12) and clip_lengths(1) == (1,)  # the runtime's doubling, capped
     engine = DiffusionEngine(pack, options=DiffusionOptions(), models=build_models(get_config("tiny")))
     assert engine.clips.lengths == (1, 2, 4, 8) and engine.startup_s > 0
     audio = engine.audio_stage(SPEECH[:3])
@@ -198,7 +195,7 @@ def test_torchao_weight_only_int8_runs_the_engine(pack: PersonaPack) -> None:
     assert "Int8" in type(models.unet.backbone.down_blocks[0].attentions[0].transformer_blocks[0].attn1.to_q.weight
                           ).__name__
     int8 = DiffusionEngine(pack, options=DiffusionOptions(seed=2), models=models)
-    assert _psnr(_frames(int8, (2, 4)), _frames(plain, (2, 4))) > 30
+    assert psnr(_frames(int8, (2, 4)), _frames(plain, (2, 4))) > 30
 
 
 def test_gpu_quantization_without_torchao_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:

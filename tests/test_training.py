@@ -124,12 +124,14 @@ def test_resume_draws_what_an_uninterrupted_run_draws(clips: TrainingClips, vae_
 
 
 def test_distill_smoke(clips: TrainingClips, teacher_run: Path, tmp_path: Path) -> None:
-    """The student starts from the teacher, trains with audio guidance, and exports an engine-loadable checkpoint."""
+    """The student starts from the teacher, trains with audio guidance, and exports an engine-loadable checkpoint
+    (diffusers' pipeline layout)."""
     task = DistillTask(TINY, teacher=teacher_run / "final", device=CPU, guidance=2.0)
     result = train(task, clips, tmp_path / "student", TrainOptions(steps=3, **QUICK), config="tiny", max_frames=8)
     assert _steps(tmp_path / "student") == [1, 2, 3]
     assert np.isfinite(result.last_loss)
     assert load_checkpoint(result.final, TINY).unet is not None
+    assert (result.final / "model_index.json").is_file() and (result.final / "unet" / "config.json").is_file()
 
 
 def test_eval_generator_json(dataset: Path, teacher_run: Path) -> None:
@@ -217,10 +219,10 @@ def test_bad_inputs(clips: TrainingClips, vae_run: Path, tmp_path: Path) -> None
 
 def test_bundled_checkpoint_is_the_default() -> None:
     """The shipped tiny student (and its teacher) load, and engine: diffusion picks the student when none is set."""
-    from facetalk.avatar.diffusion.engine import BUNDLED_CHECKPOINT, DiffusionOptions, _load_models
+    from facetalk.avatar.diffusion.engine import BUNDLED_CHECKPOINT, DiffusionOptions, load_models
 
     student = load_checkpoint(BUNDLED_CHECKPOINT, TINY)
     load_checkpoint(BUNDLED_CHECKPOINT / "teacher", TINY)
-    default = _load_models(TINY, DiffusionOptions())
+    default = load_models(TINY, DiffusionOptions())
     for a, b in zip(student.unet.parameters(), default.unet.parameters(), strict=True):
         assert torch.equal(a, b)

@@ -13,8 +13,9 @@ guards), :mod:`.precision` (dtypes and what a device can run),
 :mod:`.quantize` (int8, fp8), :mod:`.clip_runner` (fixed clip lengths, CUDA
 graphs, streams), :mod:`.light_decoder` (a distilled TAESD-shaped decoder),
 :mod:`.engine` (the runtime's FrameEngine), :mod:`.parallel` (staged threads),
-:mod:`.checkpoint` (safetensors, SD1.5 init), :mod:`.host_syncs` (counting
-host round-trips), :mod:`.bench`.
+:mod:`.components` (the models as a diffusers pipeline), :mod:`.checkpoint` (loading
+checked against a config, SD1.5 init), :mod:`.host_syncs` (counting
+host round-trips), :mod:`.bench`, :mod:`.projection` (a GPU estimate from FLOPs).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ except ImportError as e:
     raise FaceTalkError(f"the diffusion engine needs torch and diffusers ({e.name} is missing)",
                         hint="pip install 'facetalk[diffusion]'") from e
 
-from .checkpoint import init_from_sd15, load_checkpoint, save_checkpoint  # noqa: E402
+from .checkpoint import init_from_sd15, load_checkpoint  # noqa: E402
 from .components import DiffusionModels, build_models  # noqa: E402
 from .configs import CONFIGS, DiffusionConfig, get_config  # noqa: E402
 from .drift import DriftGuard  # noqa: E402
@@ -48,5 +49,4 @@ __all__ = [
     "get_config",
     "init_from_sd15",
     "load_checkpoint",
-    "save_checkpoint",
 ]

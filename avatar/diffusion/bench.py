@@ -2,8 +2,8 @@
 
 All timings are wall-clock on this machine with random or given weights;
 quality figures (PSNR) compare our own outputs with each other, since random
-weights have no ground truth. The GPU projection is an estimate from counted
-FLOPs and an assumed utilisation, never a measurement.
+weights have no ground truth. With ``gpu``, the result carries
+:mod:`.projection`'s estimate, which is never a measurement.
 """
 
 from __future__ import annotations
@@ -23,55 +23,22 @@ import torch
 from ...config import Expression
 from ..audio import AudioFeatures
 from ..labels import Label
+from ..measures import finite_or_none, psnr
 from ..persona import PersonaPack
 from .components import build_models
 from .configs import get_config
 from .drift import DriftGuard
-from .engine import DiffusionEngine, DiffusionOptions, _load_models, check_device
+from .engine import DiffusionEngine, DiffusionOptions, load_models, check_device
 from .expression import posed_reference
 from .flops import clip_flops
 from .host_syncs import HostSyncs, count_host_syncs
 from .parallel import StagedRenderer
 from .precision import DTYPES, Dtype, Quantization
+from .projection import GpuProjection, project_gpu
 from .threads import torch_threads
 
-__all__ = ["GPUS", "DiffusionBenchResult", "GpuProjection", "StageMs", "bench_diffusion", "first_clip_ms",
-           "host_round_trips", "project_gpu", "psnr", "render_jobs", "speech_clips", "speech_features", "stage_ms"]
-
-GPUS = {"rtx4090": 165.2e12, "a100": 312e12, "h100": 989e12}
-"""Dense fp16 tensor-core peak FLOP/s (fp32 accumulate for the 4090) from the vendors' datasheets."""
-UTILISATION = 0.4
-"""Assumed fraction of peak a UNet reaches in fp16 (convolutions and attention at these sizes)."""
-LLIA = {"fps": 45.0, "first_clip_ms": 215.0, "resolution": 512}
-"""LLIA's reported figures on an RTX 4090 (arXiv 2506.05806)."""
-
-
-@dataclass
-class GpuProjection:
-    """A FLOPs-based estimate for a GPU (not a measurement).
-
-    Attributes:
-        label: always says it is an estimate.
-        gpu: the GPU name; config, steps: what is projected.
-        flops_per_frame: counted FLOPs per frame of the projected config.
-        peak_tflops, utilisation: the assumed throughput.
-        est_fps: frames per second the FLOPs allow on one GPU.
-        est_first_clip_ms: compute time of a one-frame first clip.
-        llia_fps, llia_first_clip_ms: LLIA's published figures, for comparison.
-    """
-
-    label: str
-    gpu: str
-    config: str
-    steps: int
-    flops_per_frame: int
-    peak_tflops: float
-    utilisation: float
-    est_fps: float
-    est_first_clip_ms: float
-    llia_fps: float
-    llia_first_clip_ms: float
-
+__all__ = ["DiffusionBenchResult", "StageMs", "bench_diffusion", "first_clip_ms", "host_round_trips", "render_jobs",
+           "speech_clips", "speech_features", "stage_ms"]
 
 @dataclass
 class StageMs:
@@ -177,11 +144,9 @@ def speech_clips(features: list[AudioFeatures], size: int) -> list[Job]:
     return jobs
 
 
-def psnr(a: np.ndarray, b: np.ndarray, where: np.ndarray | None = None) -> float | None:
-    """PSNR in dB of uint8 images; ``None`` when they are identical (no finite figure)."""
-    diff = a.astype(np.float64) - b.astype(np.float64)
-    err = float(np.mean(diff[where] ** 2 if where is not None else diff**2))
-    return None if err == 0 else round(10 * np.log10(255.0**2 / err), 2)
+def _psnr_db(a: np.ndarray, b: np.ndarray, where: np.ndarray | None = None) -> float | None:
+    """:func:`~facetalk.avatar.measures.psnr` to 0.01 dB; ``None`` when identical (JSON has no infinity)."""
+    return finite_or_none(round(psnr(a, b, where), 2))
 
 
 def _synchronize(device: torch.device) -> None:
@@ -235,20 +200,6 @@ def host_round_trips(engine: DiffusionEngine, jobs: list[Job]) -> HostSyncs:
     return counts
 
 
-def project_gpu(gpu: str, *, config: str = "base-512", steps: int = 2) -> GpuProjection:
-    """Frames per second and first-clip time that ``gpu``'s FLOP/s allow for ``config`` (an estimate)."""
-    cfg = get_config(config)
-    per_frame = clip_flops(cfg, frames=cfg.max_clip_frames, steps=steps) // cfg.max_clip_frames
-    rate = GPUS[gpu] * UTILISATION
-    return GpuProjection(
-        label=f"ESTIMATE from counted FLOPs at {UTILISATION:.0%} of {gpu} fp16 peak; not measured",
-        gpu=gpu, config=config, steps=steps, flops_per_frame=per_frame, peak_tflops=GPUS[gpu] / 1e12,
-        utilisation=UTILISATION, est_fps=round(rate / per_frame, 1),
-        est_first_clip_ms=round(clip_flops(cfg, frames=1, steps=steps) / rate * 1000, 1),
-        llia_fps=LLIA["fps"], llia_first_clip_ms=LLIA["first_clip_ms"],
-    )
-
-
 def bench_diffusion(pack: PersonaPack, *, config: str = "tiny", steps: int = 2, devices: tuple[str, ...] = ("cpu",),
                     dtype: Dtype | None = None, quantize: Quantization = "none", graphs: bool | None = None,
                     decoder: Literal["kl", "light"] = "kl", checkpoint: Path | None = None, fps: int = 25, seconds: float = 8.0, soak_s: float = 20.0,
@@ -263,7 +214,7 @@ def bench_diffusion(pack: PersonaPack, *, config: str = "tiny", steps: int = 2, 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     with torch_threads(threads):
-        models = _load_models(cfg, options) if checkpoint else build_models(cfg, seed=seed)
+        models = load_models(cfg, options) if checkpoint else build_models(cfg, seed=seed)
         make = lambda **kw: DiffusionEngine(pack, options=dataclasses.replace(options, **kw),  # noqa: E731
                                             models=copy.deepcopy(models))
         jobs = speech_clips(speech_features(int(seconds * fps), fps), cfg.max_clip_frames)
@@ -285,7 +236,7 @@ def bench_diffusion(pack: PersonaPack, *, config: str = "tiny", steps: int = 2, 
             peak_gpu_mb=round(torch.cuda.max_memory_allocated(device) / 2**20, 1) if device.type == "cuda" else None,
             host_syncs_per_clip=round(round_trips.syncs / 4, 2),
             host_draws_per_clip=round(round_trips.host_draws / 4, 2), startup_s=round(engine.startup_s, 2),
-            psnr_vs_fp32_db=None if fp32_path else psnr(frames, reference), params=models.num_parameters(),
+            psnr_vs_fp32_db=None if fp32_path else _psnr_db(frames, reference), params=models.num_parameters(),
             flops_per_frame=clip_flops(cfg, frames=cfg.max_clip_frames, steps=steps) // cfg.max_clip_frames,
             soak_s=soak_s, threads=threads, projection=projection,
         )
@@ -302,7 +253,7 @@ def _extras(result: DiffusionBenchResult, pack: PersonaPack, make: Callable[...,
     # 1. int8 (dynamic int8 runs fp32 activations on the CPU), same seed and clips.
     dtype = "fp32" if result.devices[0] == "cpu" else result.dtype
     int8_s, int8_frames = render_jobs(make(quantize="int8", dtype=dtype), jobs, seed=seed)
-    result.int8_speedup, result.int8_psnr_db = round(seq_s / int8_s, 2), psnr(int8_frames, fp32_frames)
+    result.int8_speedup, result.int8_psnr_db = round(seq_s / int8_s, 2), _psnr_db(int8_frames, fp32_frames)
     # 2. Staged threads (and streams) against sequential.
     staged = make()
     start = time.perf_counter()
@@ -320,8 +271,8 @@ def _extras(result: DiffusionBenchResult, pack: PersonaPack, make: Callable[...,
         for features, label in soak_jobs:  # frames at the config's resolution, as the reference
             latents = soaked.denoise_stage(soaked.audio_stage(features), label)
             last = soaked.pipeline.to_uint8(soaked.decode_stage(latents))[-1]
-        drift[name] = psnr(last, image, outside)
+        drift[name] = _psnr_db(last, image, outside)
     pipeline = staged.pipeline
     recon = pipeline.to_uint8(pipeline.decode(staged.reference.latent[:, :, None]))[0]
     result.drift_psnr_db, result.drift_psnr_db_unguarded = drift["on"], drift["off"]
-    result.vae_ceiling_psnr_db = psnr(recon, image, outside)
+    result.vae_ceiling_psnr_db = _psnr_db(recon, image, outside)

@@ -1,11 +1,12 @@
-"""Checkpoints: save/load the five models with safetensors, and initialise from SD1.5 weights.
+"""Checkpoints: the five models as a diffusers pipeline folder, checked against a config; SD1.5 initialisation.
 
-A checkpoint folder holds one diffusers subfolder per model (``vae/``,
-``unet/``, ``reference_net/``, ``audio_projection/``, ``face_locator/``, each
-``config.json`` + ``diffusion_pytorch_model.safetensors``) and
-``facetalk_diffusion.json`` naming the config it was built for. Loading it into
-another config is refused: the shapes would not match, and a silent partial
-load would give noise.
+A checkpoint folder is what :meth:`DiffusionModels.save_pretrained` writes
+(diffusers' own layout): ``model_index.json`` naming each model's class and
+the FaceTalk config the models were built for (``facetalk_config``), and one
+subfolder per model (``vae/``, ``unet/``, ``reference_net/``,
+``audio_projection/``, ``face_locator/``, each ``config.json`` +
+``diffusion_pytorch_model.safetensors``). Loading it into another config is
+refused: the shapes would not match, and a silent partial load would give noise.
 """
 
 from __future__ import annotations
@@ -13,69 +14,53 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from diffusers import AutoencoderKL, AutoencoderTiny, UNet2DConditionModel
-from diffusers.models.modeling_utils import ModelMixin
+from diffusers import AutoencoderKL, UNet2DConditionModel
 
 from ...errors import FaceTalkError
-from .audio_projection import AudioProjection
 from .components import DiffusionModels
 from .configs import DiffusionConfig
-from .face_locator import FaceLocator
-from .reference_net import ReferenceNet
-from .unet import TalkingFaceUNet
 
-__all__ = ["checkpoint_config", "init_from_sd15", "load_checkpoint", "models_for", "save_checkpoint"]
+__all__ = ["checkpoint_config", "init_from_sd15", "load_checkpoint", "models_for"]
 
-FORMAT = 1
-_META = "facetalk_diffusion.json"
-
-
-def save_checkpoint(models: DiffusionModels, config: DiffusionConfig, folder: Path) -> None:
-    """Write every model (safetensors) and the config name into ``folder``."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, model in models.items():
-        model.save_pretrained(folder / name, safe_serialization=True)
-    (folder / _META).write_text(json.dumps({"format": FORMAT, "config": config.name}, indent=2))
+_INDEX = DiffusionModels.config_name  # model_index.json
+_OLD_LAYOUT = "facetalk_diffusion.json"  # what FaceTalk wrote before its models were a diffusers pipeline
 
 
 def checkpoint_config(folder: Path) -> str:
     """The config name a checkpoint folder was saved for.
 
     Raises:
-        FaceTalkError: the folder is missing or is not a FaceTalk diffusion checkpoint.
+        FaceTalkError: the folder is missing, is not a FaceTalk diffusion checkpoint, or has the old layout.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise FaceTalkError(f"diffusion checkpoint folder not found: {folder}",
                             hint="check avatar.checkpoint, or leave it unset for the bundled checkpoint")
-    meta_path = folder / _META
-    if not meta_path.is_file():
-        raise FaceTalkError(f"{folder} is not a FaceTalk diffusion checkpoint (no {_META})",
-                            hint="point at a folder written by 'facetalk train' or save_checkpoint")
-    return str(json.loads(meta_path.read_text()).get("config"))
+    if not (folder / _INDEX).is_file() and (folder / _OLD_LAYOUT).is_file():
+        raise FaceTalkError(f"{folder} has FaceTalk's old checkpoint layout ({_OLD_LAYOUT}, no {_INDEX})",
+                            hint=f"convert it once: python scripts/convert_diffusion_checkpoint.py {folder}")
+    index = json.loads((folder / _INDEX).read_text()) if (folder / _INDEX).is_file() else {}
+    if index.get("_class_name") != DiffusionModels.__name__ or not index.get("facetalk_config"):
+        raise FaceTalkError(f"{folder} is not a FaceTalk diffusion checkpoint (no {_INDEX} of {DiffusionModels.__name__})",
+                            hint="point at a folder written by 'facetalk train' or DiffusionModels.save_pretrained")
+    return str(index["facetalk_config"])
 
 
 def load_checkpoint(folder: Path, config: DiffusionConfig) -> DiffusionModels:
-    """Load a folder written by :func:`save_checkpoint` for ``config``.
+    """Load a folder written by :meth:`DiffusionModels.save_pretrained` for ``config``.
 
     Raises:
         FaceTalkError: the folder is missing, is not a FaceTalk diffusion
-            checkpoint, or was saved for another config.
+            checkpoint, was saved for another config, or is damaged.
     """
     saved = checkpoint_config(folder)
     if saved != config.name:
         raise FaceTalkError(f"{folder} holds a {saved!r} checkpoint, not {config.name!r}",
                             hint=f"use --config {saved}, or a checkpoint trained for {config.name}")
-    classes: dict[str, type[ModelMixin]] = {
-        "vae": AutoencoderKL if config.vae_type == "kl" else AutoencoderTiny, "unet": TalkingFaceUNet,
-        "reference_net": ReferenceNet, "audio_projection": AudioProjection, "face_locator": FaceLocator,
-    }
     try:
-        loaded = {name: cls.from_pretrained(folder / name) for name, cls in classes.items()}
+        return DiffusionModels.from_pretrained(folder).eval()
     except (OSError, ValueError, RuntimeError) as e:
         raise FaceTalkError(f"{folder}: damaged checkpoint: {e}", hint="save or download it again") from e
-    return DiffusionModels(**loaded).eval()
 
 
 def models_for(source: Path | DiffusionModels, config: DiffusionConfig) -> DiffusionModels:

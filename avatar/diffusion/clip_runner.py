@@ -1,8 +1,9 @@
 """Clips of a few fixed lengths, prepared once when the engine starts: CUDA graphs on a GPU, a warm-up on the CPU.
 
 The runtime renders clips of 1, 2, 4, 8 (and 16) frames: the first clip of a
-segment is one frame and later ones double. A clip of another length (the
-end of a segment) is padded to the next of these lengths and trimmed after
+segment is one frame and later ones double, up to ``max_clip_frames``
+(:func:`clip_lengths`). A clip of another length (the end of a segment) is
+padded to the next of these lengths and trimmed after
 decoding, so the denoiser and the decoder only ever see these shapes. Per
 length, :class:`ClipRunner` owns the input buffers and, on CUDA, captures the
 denoising loop and the decode as two CUDA graphs at start-up; a clip is then
@@ -29,15 +30,16 @@ from ...errors import FaceTalkError
 from ..labels import Label
 from .pipeline import ClipInputs, ReferenceState, TalkingFacePipeline
 
-__all__ = ["CLIP_LENGTHS", "ClipAudio", "ClipLatents", "ClipRunner", "clip_lengths"]
-
-CLIP_LENGTHS = (1, 2, 4, 8, 16)
-"""The runtime's clip lengths: one frame first, then doubling up to ``max_clip_frames``."""
+__all__ = ["ClipAudio", "ClipLatents", "ClipRunner", "clip_lengths"]
 
 
 def clip_lengths(max_clip_frames: int) -> tuple[int, ...]:
-    """The lengths a config captures: those of :data:`CLIP_LENGTHS` up to its ``max_clip_frames``."""
-    return tuple(n for n in CLIP_LENGTHS if n <= max_clip_frames)
+    """The lengths the runtime renders and a config captures: one frame first, then doubling, the last one
+    capped at ``max_clip_frames`` (the runtime's ``min(2 * size, max_clip_frames)``; 8 → 1, 2, 4, 8)."""
+    lengths = [1]
+    while lengths[-1] < max_clip_frames:
+        lengths.append(min(2 * lengths[-1], max_clip_frames))
+    return tuple(lengths)
 
 
 @dataclass

@@ -40,7 +40,7 @@ from .precision import Dtype, Quantization, check_dtype, check_quantization
 from .quantize import quantize
 from .sampling import Sampler
 
-__all__ = ["BUNDLED_CHECKPOINT", "DiffusionEngine", "DiffusionOptions", "check_device"]
+__all__ = ["BUNDLED_CHECKPOINT", "DiffusionEngine", "DiffusionOptions", "check_device", "load_models"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class DiffusionOptions:
 
     Attributes:
         config: ``tiny``, ``base-384`` or ``base-512``.
-        checkpoint: a folder from ``save_checkpoint``; ``None`` = the bundled one
+        checkpoint: a folder from ``DiffusionModels.save_pretrained``; ``None`` = the bundled one
             for ``tiny`` if present, else random weights (with a warning).
         init_from: an SD1.5-format folder whose UNet/VAE weights initialise the models.
         sampler: ``lcm`` (1/2/4 steps) or ``ddim`` (teacher).
@@ -107,7 +107,9 @@ def check_device(name: str) -> torch.device:
     return device
 
 
-def _load_models(config: DiffusionConfig, options: DiffusionOptions) -> DiffusionModels:
+def load_models(config: DiffusionConfig, options: DiffusionOptions) -> DiffusionModels:
+    """The models ``options`` name: its checkpoint (the bundled one for ``tiny`` when unset), else random
+    weights, SD1.5-initialised when ``options.init_from`` is set."""
     checkpoint = options.checkpoint
     if checkpoint is None and config.name == "tiny" and BUNDLED_CHECKPOINT.is_dir():
         checkpoint = BUNDLED_CHECKPOINT
@@ -156,7 +158,7 @@ class DiffusionEngine:
             raise FaceTalkError(f"unknown decoder {options.decoder!r}", hint="use kl (the VAE's) or light")
         if light_decoder is None and options.decoder == "light":  # before the models: a wrong one fails fast
             light_decoder = load_light_decoder(options.decoder_checkpoint or BUNDLED_LIGHT_DECODER, self.config)
-        models = models if models is not None else _load_models(self.config, options)
+        models = models if models is not None else load_models(self.config, options)
         self.pipeline = TalkingFacePipeline(quantize(models, quantization, devices[0], dtype), self.config,
                                             sampler=options.sampler, steps=options.steps, device=devices[0],
                                             decode_device=devices[-1], dtype=dtype, drift=options.drift,

@@ -1,4 +1,4 @@
-"""The light decoder: TAESD's decoder (diffusers' ``DecoderTiny``) distilled from the engine's KL VAE decoder.
+"""The light decoder: TAESD's decoder (``AutoencoderTiny``'s) distilled from the engine's KL VAE decoder.
 
 At base-512 the SD VAE decodes 16 frames in about the time the whole
 denoising takes (207 vs 233 ms in bf16 on an H200). TAESD's decoder is a
@@ -17,9 +17,8 @@ import json
 from pathlib import Path
 
 import torch
-from diffusers.configuration_utils import ConfigMixin, register_to_config
-from diffusers.models.autoencoders.vae import DecoderTiny
-from diffusers.models.modeling_utils import ModelMixin
+from diffusers import AutoencoderTiny, ConfigMixin, ModelMixin
+from diffusers.configuration_utils import register_to_config
 
 from ...errors import FaceTalkError
 from .configs import DiffusionConfig
@@ -42,7 +41,7 @@ class LightDecoder(ModelMixin, ConfigMixin):
     Args:
         engine_config: the engine config whose latents it decodes (checked on load).
         latent_channels: channels of those latents.
-        block_out_channels, num_blocks: ``DecoderTiny``'s widths and blocks per stage;
+        block_out_channels, num_blocks: the decoder's widths and blocks per stage;
             ``len - 1`` nearest-neighbour 2x upsamplings (8x for four stages).
     """
 
@@ -51,9 +50,11 @@ class LightDecoder(ModelMixin, ConfigMixin):
                  block_out_channels: tuple[int, ...] = (64, 64, 64, 64),
                  num_blocks: tuple[int, ...] = (3, 3, 3, 1)) -> None:
         super().__init__()
-        self.decoder = DecoderTiny(in_channels=latent_channels, out_channels=3, num_blocks=tuple(num_blocks),
-                                   block_out_channels=tuple(block_out_channels), upsampling_scaling_factor=2,
-                                   act_fn="relu", upsample_fn="nearest")
+        # TAESD's decoder as AutoencoderTiny builds it (diffusers exports no DecoderTiny); its encoder is dropped.
+        self.decoder = AutoencoderTiny(latent_channels=latent_channels, out_channels=3,
+                                       num_decoder_blocks=tuple(num_blocks),
+                                       decoder_block_out_channels=tuple(block_out_channels),
+                                       upsampling_scaling_factor=2, act_fn="relu", upsample_fn="nearest").decoder
 
     @classmethod
     def for_config(cls, config: DiffusionConfig) -> LightDecoder:

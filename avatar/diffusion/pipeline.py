@@ -1,14 +1,18 @@
 """The sampling pipeline: reference + audio windows + label + motion frames → a clip of latents → frames.
 
 Like a diffusers pipeline, :meth:`TalkingFacePipeline.__call__` is a list of
-numbered steps with small helpers; unlike one, it keeps no per-stream state
-(the engine owns the motion frames and the reference), so one pipeline can
-serve the sequential and the staged (threaded) engine alike.
+numbered steps with small helpers. A stream's state (the motion frames, the
+posed reference) belongs to the engine and is passed in with each clip. The
+pipeline's one mutable member is the :class:`ReferenceBank` its attention
+processors read: each call fills it with the given reference's tokens and
+empties it again, so one pipeline serves the sequential and the staged
+(threaded) engine alike as long as one call runs at a time (the staged
+engine denoises on one thread).
 
 Everything a clip reads lives in device buffers (:class:`ClipInputs`) and
 every step is tensor arithmetic on the device: no timestep, label or noise
 comes from the host, and nothing is read back. That is what lets
-:mod:`.graphs` capture a clip once per length as a CUDA graph.
+:mod:`.clip_runner` capture a clip once per length as a CUDA graph.
 
 Precision: the models run in ``dtype`` (bf16 on GPUs); the pipeline casts
 its inputs to it at the five places they enter a model, keeps the latents
@@ -39,8 +43,7 @@ from .sampling import Sampler, make_scheduler, plan_steps
 __all__ = ["LABEL_INDEX", "ClipInputs", "ReferenceState", "TalkingFacePipeline"]
 
 LABEL_INDEX = {Label.SPEAKING: 0, Label.LISTENING: 1, Label.IDLE: 2, Label.THINKING: 1}
-"""Class labels of the trained UNet; it has no class of its own for thinking."""
-"""Class-embedding index of each label."""
+"""Class-embedding index of each label; the trained UNet has no class of its own for thinking."""
 
 
 @dataclass
@@ -94,7 +97,8 @@ class TalkingFacePipeline:
     """Few-step sampling of talking-face clips with the engine's models.
 
     Args:
-        models: the five models (random, loaded or SD1.5-initialised); moved and cast here.
+        models: the five models (random, loaded or SD1.5-initialised); moved and cast here, and their
+            attention processors replaced by the reference-attention ones.
         config: the config they were built for.
         sampler: ``"lcm"`` (1/2/4 steps) or ``"ddim"`` (teacher).
         steps: sampling steps.
@@ -114,7 +118,7 @@ class TalkingFacePipeline:
         self.decode_device = torch.device(decode_device or device)
         self.dtype = dtype
         self.drift = drift or DriftGuard()
-        for name, model in models.items():
+        for name, model in models.components.items():
             # nn.Module's own to(): diffusers' override warns on every dtype cast, even with no fp32 modules.
             torch.nn.Module.to(model, device=self.decode_device if name == "vae" else self.device, dtype=dtype)
         self.decoder = decoder

@@ -15,7 +15,6 @@ speed-up and the PSNR against the unquantized path.
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 
 import torch
@@ -79,7 +78,7 @@ def quantize_int8(models: DiffusionModels) -> DiffusionModels:
         warnings.simplefilter("ignore")
         unet = quantize_dynamic(models.unet, _linears(models.unet), inplace=False)
         reference_net = quantize_dynamic(models.reference_net, _linears(models.reference_net), inplace=False)
-    return dataclasses.replace(models, unet=unet, reference_net=reference_net)
+    return models.replace(unet=unet, reference_net=reference_net)
 
 
 def _quantizable(module: nn.Module, name: str) -> bool:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from diffusers.configuration_utils import ConfigMixin, register_to_config
-from diffusers.models.modeling_utils import ModelMixin
-from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
+from diffusers import ConfigMixin, ModelMixin, UNet2DConditionModel
+from diffusers.configuration_utils import register_to_config
 from torch import nn
 
 __all__ = ["ReferenceNet", "spatial_unet_config"]

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from diffusers.configuration_utils import ConfigMixin, register_to_config
-from diffusers.models.modeling_utils import ModelMixin
-from diffusers.models.unets.unet_motion_model import UNetMotionModel
+from diffusers import ConfigMixin, ModelMixin, UNetMotionModel
+from diffusers.configuration_utils import register_to_config
 from torch import nn
 
 __all__ = ["TalkingFaceUNet"]

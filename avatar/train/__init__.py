@@ -8,8 +8,8 @@ One concept per module: :mod:`.dataset` (clips from a dataset folder),
 :mod:`.denoiser` (a model set with its reference bank), :mod:`.objectives`
 (ε and consistency objectives), :mod:`.schedule` (LLIA's clip-length phases,
 warm-up), :mod:`.checkpoints`, :mod:`.loss_log`, :mod:`.trainer` (the shared
-loop), the stages :mod:`.autoencoder`, :mod:`.teacher`, :mod:`.distill`, and
-:mod:`.evaluate` (``facetalk eval generator``).
+loop), the stages :mod:`.autoencoder`, :mod:`.teacher`, :mod:`.distill`, the
+light decoder's :mod:`.decoder`, and :mod:`.evaluate` (``facetalk eval generator``).
 """
 
 from __future__ import annotations

@@ -17,7 +17,6 @@ from typing import Any
 
 import torch
 
-from ..diffusion.checkpoint import save_checkpoint
 from ..diffusion.components import build_models
 from ..diffusion.configs import DiffusionConfig
 from .dataset import ClipBatch
@@ -80,4 +79,4 @@ class AutoencoderTask:
     def export(self, folder: Path) -> None:
         """All five models (only the VAE trained), the VAE scaled to unit-variance latents."""
         self.vae.register_to_config(scaling_factor=1.0 / max(self.latent_std, 1e-3))
-        save_checkpoint(self.models, self.config, folder)
+        self.models.save_pretrained(folder)

@@ -2,7 +2,7 @@
 
 Each checkpoint folder holds ``trainer.pt`` (trainable weights, optimizer,
 learning-rate scheduler, every random generator's state and the step) and an
-engine-loadable export of the models (``save_checkpoint``'s layout), so any
+engine-loadable export of the models (``DiffusionModels.save_pretrained``'s layout), so any
 checkpoint can be sampled or evaluated while training goes on. A folder is
 written as ``.tmp-step-…`` and renamed when complete: a kill mid-write leaves
 only a temp folder, removed on the next start, and the previous checkpoint.

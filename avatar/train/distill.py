@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from ..diffusion.checkpoint import models_for, save_checkpoint
+from ..diffusion.checkpoint import models_for
 from ..diffusion.components import DiffusionModels
 from ..diffusion.configs import DiffusionConfig
 from .conditioning import DropoutRates, prepare_batch
@@ -115,4 +115,4 @@ class DistillTask:
 
     def export(self, folder: Path) -> None:
         """The student, with the teacher's frozen VAE."""
-        save_checkpoint(self.student.models, self.config, folder)
+        self.student.models.save_pretrained(folder)

@@ -9,19 +9,22 @@ stores them, so both engines are measured alike.
 
 Measures (documented method):
 
-- **mouth opening** of a frame: the fraction of dark pixels (luma < 70, the
-  threshold of :mod:`facetalk.eval.mouth`) inside the lips box of
-  ``avatar/bench.py`` (outer lips from the persona's landmarks, extended down
-  by 45 % of their width for the open jaw);
+- **mouth opening** of a frame: :meth:`~facetalk.avatar.measures.MouthBox.darkness`,
+  the fraction of dark pixels (luma < 70) inside the training lips box
+  (:func:`.dataset.lips_box`: the outer lips from the persona's landmarks,
+  narrowed by 15 % of their width at each side and extended down by 45 % of
+  it for the open jaw, the box the training losses weigh);
 - **mouth activity**: the opening minus that of the persona's posed reference
   (the mouth at rest), floored at 0;
 - ``lipsync_corr``: Pearson correlation of the opening with the audio envelope
   (the stored per-frame energy, 0 on non-speaking frames) over all held-out
   frames, at the best lag of 0..2 frames of the mouth behind the audio
-  (``lipsync_lag_ms``); 0 when the opening never varies;
+  (``lipsync_lag_ms``; :func:`~facetalk.avatar.measures.best_lag_correlation`);
+  0 when the opening never varies;
 - ``listening_mouth_ratio``: mean activity on listening frames ÷ on speaking frames;
-- ``psnr_vs_teacher_db``, ``ssim_vs_teacher``: mean over frames of PSNR and of
-  SSIM (luma, 11-tap Gaussian window, σ 1.5) of the LCM student's frames
+- ``psnr_vs_teacher_db``, ``ssim_vs_teacher``: mean over frames of PSNR (capped
+  at 99 dB for identical frames) and of SSIM (scikit-image's on luma, Gaussian
+  window σ 1.5; :mod:`facetalk.avatar.measures`) of the LCM student's frames
   against 25-step DDIM sampling of the teacher with the same seed and inputs;
 - ``fps``: frames generated per wall-clock second (this machine, shared CPU).
 """
@@ -42,15 +45,17 @@ from ..diffusion.engine import DiffusionEngine, DiffusionOptions
 from ..diffusion.expression import posed_reference
 from ..diffusion.sampling import LCM_STEPS
 from ..engine import CpuEngine
+from ..diffusion.threads import torch_threads
 from ..labels import Label
+from ..measures import MouthBox, best_lag_correlation, psnr, ssim
 from ..persona import PersonaPack
 from .dataset import HeldOut, lips_box
-from ..diffusion.threads import torch_threads
 
-__all__ = ["EngineFigures", "GeneratorEval", "contact_sheet", "evaluate_generator", "mouth_opening", "ssim"]
+__all__ = ["EngineFigures", "GeneratorEval", "contact_sheet", "evaluate_generator"]
 
-_DARK = 70
 TEACHER_STEPS = 25
+_MAX_LAG = 2  # frames of the mouth behind the audio searched for the lip-sync lag
+_IDENTICAL_PSNR_DB = 99.0  # a frame equal to the teacher's: a finite figure the mean can carry
 
 
 @dataclass
@@ -127,42 +132,10 @@ def _render(render: Callable[[Sequence[AudioFeatures | None], Label], np.ndarray
     return frames, len(frames) / (time.perf_counter() - started)
 
 
-def mouth_opening(frames: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-    """Dark-pixel fraction inside ``box`` per frame of ``(N, S, S, 3)`` uint8 RGB."""
-    x0, y0, x1, y1 = box
-    crop = frames[:, y0:y1, x0:x1].astype(np.float32)
-    luma = crop @ np.array([0.299, 0.587, 0.114], np.float32)
-    return (luma < _DARK).mean(axis=(1, 2))
-
-
-def _lag_corr(mouth: np.ndarray, envelope: np.ndarray, max_lag: int = 2) -> tuple[float, int]:
-    """Best Pearson correlation over lags 0..max_lag of the mouth behind the envelope; (0, 0) if flat."""
-    found = [(float(np.corrcoef(mouth[lag:], envelope[:envelope.size - lag])[0, 1]), lag)
-             for lag in range(max_lag + 1)
-             if mouth[lag:].std() > 1e-9 and envelope[:envelope.size - lag].std() > 1e-9]
-    return max(found) if found else (0.0, 0)
-
-
-def ssim(a: np.ndarray, b: np.ndarray) -> float:
-    """SSIM of two ``(S, S, 3)`` uint8 RGB frames on luma (Wang et al. 2004 constants)."""
-    to_y = lambda f: cv2.cvtColor(f, cv2.COLOR_RGB2GRAY).astype(np.float64)  # noqa: E731
-    x, y = to_y(a), to_y(b)
-    blur = lambda z: cv2.GaussianBlur(z, (11, 11), 1.5)  # noqa: E731
-    mx, my = blur(x), blur(y)
-    sxx, syy, sxy = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
-    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    return float((((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx**2 + my**2 + c1) * (sxx + syy + c2))).mean())
-
-
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    err = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return 99.0 if err == 0 else 10 * np.log10(255.0**2 / err)
-
-
-def _figures(name: str, steps: int, frames: np.ndarray, fps: float, held: HeldOut, box: tuple[int, int, int, int],
+def _figures(name: str, steps: int, frames: np.ndarray, fps: float, held: HeldOut, box: MouthBox,
              rest: float, teacher: np.ndarray | None) -> EngineFigures:
-    opening = mouth_opening(frames, box)
-    corr, lag = _lag_corr(opening, held.envelope)
+    opening = box.darkness_of(frames)
+    corr, lag = best_lag_correlation(opening, held.envelope, range(_MAX_LAG + 1))
     activity = np.maximum(opening - rest, 0.0)
     labels = np.array([label.value for label in held.labels])
     speaking, listening = activity[labels == Label.SPEAKING.value], activity[labels == Label.LISTENING.value]
@@ -172,7 +145,7 @@ def _figures(name: str, steps: int, frames: np.ndarray, fps: float, held: HeldOu
                             lipsync_lag_ms=round(lag * 1000 / held.fps, 1),
                             listening_mouth_ratio=None if ratio is None else round(ratio, 3), fps=round(fps, 2))
     if teacher is not None:
-        figures.psnr_vs_teacher_db = round(float(np.mean([_psnr(a, b) for a, b in zip(frames, teacher, strict=True)])), 2)
+        figures.psnr_vs_teacher_db = round(float(np.mean([min(psnr(a, b), _IDENTICAL_PSNR_DB) for a, b in zip(frames, teacher, strict=True)])), 2)
         figures.ssim_vs_teacher = round(float(np.mean([ssim(a, b) for a, b in zip(frames, teacher, strict=True)])), 4)
     return figures
 
@@ -192,7 +165,7 @@ def evaluate_generator(pack: PersonaPack, held: HeldOut, *, checkpoint: Path, te
                        seed: int = 0, threads: int = 1) -> tuple[GeneratorEval, dict[str, np.ndarray]]:
     """Measure the student at ``steps``, the teacher (25 DDIM steps) and the CPU engine on ``held``.
 
-    ``threads``: torch threads while rendering (see :mod:`.threads`); ``fps`` is measured with them.
+    ``threads``: torch threads while rendering (see :mod:`..diffusion.threads`); ``fps`` is measured with them.
 
     Returns:
         The figures, and the frames of every setting by name (for contact sheets).
@@ -209,9 +182,9 @@ def _evaluate(pack: PersonaPack, held: HeldOut, *, checkpoint: Path, teacher: Pa
     side = config.resolution
     jobs = _clips(held, config.max_clip_frames)
     scale = side / pack.resolution
-    box = lips_box(pack.points * scale)
+    box = MouthBox(*lips_box(pack.points * scale))
     reference, _, _ = posed_reference(pack, expression, side)  # type: ignore[arg-type]
-    rest = float(mouth_opening(reference[None], box)[0])
+    rest = float(box.darkness_of([reference])[0])
     frames: dict[str, np.ndarray] = {}
     settings: list[EngineFigures] = []
     teacher_frames = None

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from ..diffusion.checkpoint import models_for, save_checkpoint
+from ..diffusion.checkpoint import models_for
 from ..diffusion.components import DiffusionModels, build_models
 from ..diffusion.configs import DiffusionConfig
 from .conditioning import DropoutRates, prepare_batch
@@ -85,4 +85,4 @@ class TeacherTask:
         pass
 
     def export(self, folder: Path) -> None:
-        save_checkpoint(self.models, self.config, folder)
+        self.models.save_pretrained(folder)

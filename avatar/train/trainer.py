@@ -85,7 +85,7 @@ class TrainOptions:
         seed: seeds the data sampler and all noise.
         device: ``cpu`` or ``cuda[:N]``.
         grad_clip: max gradient norm.
-        threads: torch intra-op threads while training (see :mod:`.threads`).
+        threads: torch intra-op threads while training (see :mod:`..diffusion.threads`).
         progress: show a rich progress bar.
         save_optimizer: keep AdamW's moments in checkpoints. At base scale they are twice the
             weights (tens of GB); without them a resumed run restarts the moments from zero.

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..avatar.measures import pearson
 from ..testing.simulated_user import SPEECH_RMS, SimulatedUser, Utterance
 from .mouth import MouthRegion
 
@@ -97,16 +98,13 @@ def _mouth_threshold(openness: np.ndarray, times: np.ndarray, start: float, end:
 def _lipsync_lag_ms(user: SimulatedUser, mouth: MouthRegion, start: float, end: float) -> float | None:
     frame_times, openness = mouth.openness(user.video)
     pick = (frame_times >= start) & (frame_times <= end)
-    if pick.sum() < 20 or openness[pick].std() == 0:
+    if pick.sum() < 20:
         return None
     audio_times, levels = user.audio.rms()
     smoothed = np.convolve(levels, np.ones(4) / 4, mode="same")  # 40 ms, about one frame
     lags = np.arange(-_MAX_LAG_S, _MAX_LAG_S + 1e-9, 0.01)
-    corrs = np.full(lags.size, np.nan)
-    for i, lag in enumerate(lags):
-        envelope = np.interp(frame_times[pick] - lag, audio_times, smoothed)
-        if envelope.std() > 0:
-            corrs[i] = np.corrcoef(openness[pick], envelope)[0, 1]
+    corrs = np.array([pearson(openness[pick], np.interp(frame_times[pick] - lag, audio_times, smoothed))
+                      for lag in lags], dtype=float)  # None (a flat envelope) becomes NaN
     if np.isnan(corrs).all():
         return None
     return float(lags[_best_peak(corrs)]) * 1000

@@ -34,6 +34,7 @@ import numpy as np
 import psutil
 from livekit import rtc
 
+from ..avatar.measures import psnr
 from ..config import load_persona
 from ..livekit_server import LocalLiveKitServer, make_token
 from ..testing.local_stack import local_stack
@@ -109,8 +110,7 @@ class _Background:
         self.outside = cv2.dilate(head, np.ones((5, 5), np.uint8)) == 0
 
     def psnr_db(self, frame: np.ndarray) -> float:
-        err = np.mean((frame[self.outside].astype(np.float64) - self.reference[self.outside]) ** 2)
-        return 99.0 if err == 0 else float(10 * np.log10(255.0**2 / err))
+        return min(psnr(frame, self.reference, where=self.outside), 99.0)
 
 
 class _Recorder:
