@@ -324,7 +324,7 @@ class AvatarVideoGenerator(VideoGenerator):
                                                  created=time.perf_counter()))
                     yield rtc.VideoFrame(image.shape[1], image.shape[0], rtc.VideoBufferType.RGB24, image.tobytes())
                     index += 1
-                    if audio.size:
+                    if audio.size and generation == self._generation:  # not if cleared while the video went out
                         yield rtc.AudioFrame(audio.tobytes(), SAMPLE_RATE, CHANNELS, audio.size)
                 clip_index += 1
                 last_label = label

@@ -198,6 +198,20 @@ async def test_clear_buffer_drops_audio_and_next_frame_listens(recorded) -> None
     assert sum(isinstance(i, rtc.AudioFrame) for i in seen) == 5
 
 
+async def test_a_frames_audio_is_not_yielded_once_cleared_after_its_video(recorded) -> None:
+    """clear_buffer right after a speaking video frame went out: the audio rendered with it is dropped too."""
+    _, infos, gen = recorded
+    stream = gen.__aiter__()
+    await _push(gen, _tone(1.0, SAMPLE_RATE, 1), SAMPLE_RATE)
+    while not (isinstance(await asyncio.wait_for(stream.__anext__(), 5), rtc.VideoFrame)
+               and infos[-1].label == Label.SPEAKING):
+        pass
+    gen.clear_buffer()
+    after = await asyncio.wait_for(stream.__anext__(), 5)
+    await gen.aclose()
+    assert isinstance(after, rtc.VideoFrame) and infos[-1].label == Label.LISTENING
+
+
 async def test_clear_buffer_resets_the_engine_once_before_its_next_clip(recorded) -> None:
     """An interruption makes the engine forget the cut-off speech: one reset, after the speaking clips and
     before the first listening clip that follows; a segment that ends normally resets nothing."""
