@@ -31,7 +31,7 @@ from ..config import AvatarConfig, PersonaConfig
 from ..dialogue.avatar_state import AVATAR_STATE_ATTRIBUTE
 from ..errors import FaceTalkError
 from ..http_service import HTTPService
-from .avatar_runner import AvatarVideoRunner
+from .avatar_publisher import AvatarPublisher
 from .phoneme_stream import PhonemeTimingReceiver
 
 __all__ = [
@@ -100,19 +100,18 @@ async def run_avatar_participant(
     room.on("participant_attributes_changed", follow_label)
     room.on("participant_disconnected", on_left)
     room.on("disconnected", lambda *_: agent_left.set())
-    runner = AvatarVideoRunner(
+    publisher = AvatarPublisher(
         room,
         audio_recv=PhonemeTimingReceiver(
             DataStreamAudioReceiver(room, sender_identity=agent_identity), room, sender_identity=agent_identity
         ),
         video_gen=video_gen,
-        options=video_gen.avatar_options(),
     )
     try:
-        await runner.start()
+        await publisher.start()
         await agent_left.wait()
     finally:
-        await runner.aclose()
+        await publisher.aclose()
         await room.disconnect()
 
 
