@@ -6,7 +6,7 @@ process has it rendered and publishes audio + video from the agent's own
 participant.
 
 ``remote`` (a GPU machine): the worker asks an avatar server
-(``facetalk avatar-server``) to join the room as a separate participant that
+(``facetalk avatar-server``, :mod:`.remote_avatar`) to join the room as a separate participant that
 publishes on the agent's behalf (``lk.publish_on_behalf``). The session's audio
 travels to it over LiveKit data streams (``DataStreamAudioOutput``), and the
 labels as the agent's participant attribute.
@@ -37,7 +37,7 @@ from ..config import PersonaConfig, PipelineConfig
 from ..dialogue.avatar_state import AVATAR_STATE_ATTRIBUTE
 from .avatar_publisher import AvatarPublisher
 from .phoneme_stream import PhonemeTimingOutput
-from .remote_avatar import avatar_identity, avatar_token, request_remote_avatar
+from .remote_avatar_client import avatar_identity, avatar_token, request_remote_avatar
 
 __all__ = ["LabelSink", "start_avatar"]
 
