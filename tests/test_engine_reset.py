@@ -54,11 +54,13 @@ def test_cpu_engine_reset_keeps_the_head_moving_smoothly(pack: PersonaPack) -> N
     np.testing.assert_array_equal(pose(reset=True), pose(reset=False))
 
 
-@pytest.mark.usefixtures("one_torch_thread")
-def test_diffusion_engine_reset_forgets_motion_frames_and_audio(pack: PersonaPack) -> None:
+def test_diffusion_engine_reset_forgets_motion_frames_and_audio(
+    pack: PersonaPack, request: pytest.FixtureRequest
+) -> None:
     """The bundled tiny checkpoint: after reset, the clip no longer depends on the interrupted answer."""
     pytest.importorskip("torch")
     pytest.importorskip("diffusers")
+    request.getfixturevalue("one_torch_thread")  # after the skips: the fixture imports torch
     from facetalk.avatar.diffusion import DiffusionEngine, DiffusionOptions
 
     def frames(before: Sequence[AudioFeatures | None], reset: bool) -> np.ndarray:
