@@ -154,9 +154,8 @@ class AvatarPublisher:
         """Drop what the generator and the room have not played yet, then report the interrupted playback.
 
         A task, not the event handler, as in ``AvatarRunner``: audio the receiver handed out just before
-        the clear reaches the generator first and is dropped with the rest. Cleared in the handler, that
-        audio started a new segment, and in tests/test_agent_e2e.py the agent's voice went on 0.7-1.5 s
-        after the user cut in (5 runs of 5; bound 0.6 s); from the task, 4 runs of 4 stopped in time.
+        the clear reaches the generator first and is dropped with the rest; cleared in the handler, that
+        audio started a new segment that played on after the user had cut in.
         """
         self._video_gen.clear_buffer()
         was_playing, self._playing = self._playing, False
