@@ -1,11 +1,12 @@
 """Where the avatar runs: in the worker's process, or as its own participant elsewhere.
 
 ``in-process`` (default): the session's TTS audio goes into a
-``QueueAudioOutput``; an ``AvatarRunner`` in this process renders it and
-publishes audio + video from the agent's own participant.
+``QueueAudioOutput``; an :class:`~.avatar_publisher.AvatarPublisher` in this
+process has it rendered and publishes audio + video from the agent's own
+participant.
 
 ``remote`` (a GPU machine): the worker asks an avatar server
-(``facetalk avatar-server``) to join the room as a separate participant that
+(``facetalk avatar-server``, :mod:`.remote_avatar`) to join the room as a separate participant that
 publishes on the agent's behalf (``lk.publish_on_behalf``). The session's audio
 travels to it over LiveKit data streams (``DataStreamAudioOutput``), and the
 labels as the agent's participant attribute.
@@ -34,9 +35,9 @@ from ..avatar import create_video_generator
 from ..avatar.labels import Label
 from ..config import PersonaConfig, PipelineConfig
 from ..dialogue.protocol import AVATAR_STATE_ATTRIBUTE
-from .avatar_runner import AvatarVideoRunner
+from .avatar_publisher import AvatarPublisher
 from .phoneme_stream import PhonemeTimingOutput
-from .remote_avatar import avatar_identity, avatar_token, request_remote_avatar
+from .remote_avatar_client import avatar_identity, avatar_token, request_remote_avatar
 
 __all__ = ["LabelSink", "start_avatar"]
 
@@ -64,14 +65,9 @@ async def _start_in_process(
     video_gen = create_video_generator(persona, pipeline.avatar)
     audio_out = QueueAudioOutput()  # any rate: the frames keep their phoneme timing
     session.output.audio = audio_out
-    runner = AvatarVideoRunner(
-        ctx.room,
-        audio_recv=audio_out,
-        video_gen=video_gen,
-        options=video_gen.avatar_options(),
-    )
-    await runner.start()
-    ctx.add_shutdown_callback(runner.aclose)
+    publisher = AvatarPublisher(ctx.room, audio_recv=audio_out, video_gen=video_gen)
+    await publisher.start()
+    ctx.add_shutdown_callback(publisher.aclose)
 
     def set_label(label: Label) -> None:
         video_gen.set_state(label)

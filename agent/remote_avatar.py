@@ -1,14 +1,12 @@
-"""The avatar as a separate participant: both ends of the hand-over.
+"""The avatar as a separate participant: the server that runs it.
 
-The agent's worker calls :func:`request_remote_avatar`, a ``POST /launch``
-with a LiveKit URL and a token minted for the avatar participant. The avatar
-server (:class:`AvatarServer`, ``facetalk avatar-server``), typically on a GPU
-machine, then runs :func:`run_avatar_participant`: it joins the room, receives
-the agent's TTS audio over data streams (with its phoneme timing), follows the agent's label attribute,
-and publishes audio + video on the agent's behalf until the agent leaves.
-
-The token carries ``lk.publish_on_behalf``, so the user's client and
-livekit-agents' RoomIO treat the avatar's tracks as the agent's.
+The avatar server (:class:`AvatarServer`, ``facetalk avatar-server``),
+typically on a GPU machine, takes ``POST /launch`` from the agent's worker
+(:mod:`.remote_avatar_client`) and runs :func:`run_avatar_participant`: it
+joins the room with the token it was given, receives the agent's TTS audio over
+data streams (with its phoneme timing), follows the agent's label attribute,
+and publishes audio + video on the agent's behalf (the token's
+``lk.publish_on_behalf``) until the agent leaves.
 """
 
 from __future__ import annotations
@@ -17,11 +15,9 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
 
-import aiohttp
 from aiohttp import web
-from livekit import api, rtc
+from livekit import rtc
 from livekit.agents.types import ATTRIBUTE_PUBLISH_ON_BEHALF
 from livekit.agents.voice.avatar import DataStreamAudioReceiver
 
@@ -29,54 +25,13 @@ from ..avatar import create_video_generator
 from ..avatar.labels import Label
 from ..config import AvatarConfig, PersonaConfig
 from ..dialogue.protocol import AVATAR_STATE_ATTRIBUTE
-from ..errors import FaceTalkError
 from ..http_service import HTTPService
-from .avatar_runner import AvatarVideoRunner
+from .avatar_publisher import AvatarPublisher
 from .phoneme_stream import PhonemeTimingReceiver
 
-__all__ = [
-    "AvatarServer",
-    "avatar_identity",
-    "avatar_token",
-    "request_remote_avatar",
-    "run_avatar_participant",
-]
+__all__ = ["AvatarServer", "run_avatar_participant"]
 
 logger = logging.getLogger("facetalk.avatar_server")
-
-
-def avatar_identity(room_name: str) -> str:
-    return f"facetalk-avatar-{room_name}"
-
-
-def avatar_token(room_name: str, *, agent_identity: str, api_key: str, api_secret: str) -> str:
-    """A token for the avatar participant of ``room_name``, publishing for ``agent_identity``."""
-    return (
-        api.AccessToken(api_key, api_secret)
-        .with_identity(avatar_identity(room_name))
-        .with_kind("agent")
-        .with_ttl(timedelta(hours=6))
-        .with_grants(api.VideoGrants(room_join=True, room=room_name))
-        .with_attributes({ATTRIBUTE_PUBLISH_ON_BEHALF: agent_identity})
-        .to_jwt()
-    )
-
-
-async def request_remote_avatar(server_url: str, *, livekit_url: str, token: str) -> None:
-    """Ask the avatar server at ``server_url`` to join; raise if it cannot."""
-    try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as http:
-            async with http.post(f"{server_url.rstrip('/')}/launch", json={"url": livekit_url, "token": token}) as r:
-                if r.status != 200:
-                    raise FaceTalkError(
-                        f"the avatar server at {server_url} refused: HTTP {r.status} {await r.text()}",
-                        hint="check the avatar server's log",
-                    )
-    except (aiohttp.ClientError, TimeoutError) as e:
-        raise FaceTalkError(
-            f"cannot reach the avatar server at {server_url}: {e}",
-            hint="start it with 'facetalk avatar-server' on that machine, or set avatar.placement: in-process",
-        ) from e
 
 
 async def run_avatar_participant(
@@ -100,19 +55,18 @@ async def run_avatar_participant(
     room.on("participant_attributes_changed", follow_label)
     room.on("participant_disconnected", on_left)
     room.on("disconnected", lambda *_: agent_left.set())
-    runner = AvatarVideoRunner(
+    publisher = AvatarPublisher(
         room,
         audio_recv=PhonemeTimingReceiver(
             DataStreamAudioReceiver(room, sender_identity=agent_identity), room, sender_identity=agent_identity
         ),
         video_gen=video_gen,
-        options=video_gen.avatar_options(),
     )
     try:
-        await runner.start()
+        await publisher.start()
         await agent_left.wait()
     finally:
-        await runner.aclose()
+        await publisher.aclose()
         await room.disconnect()
 
 

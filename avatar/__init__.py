@@ -3,7 +3,7 @@
 ``create_video_generator`` is the one entry point the agent needs::
 
     gen = create_video_generator(persona, pipeline.avatar)
-    runner = AvatarRunner(room, audio_recv=..., video_gen=gen, options=gen.avatar_options())
+    publisher = AvatarPublisher(room, audio_recv=..., video_gen=gen)  # facetalk.agent.avatar_publisher
 
 The generator yields RGB24 video at ``avatar.resolution`` square and
 ``avatar.fps``, and int16 mono audio at :data:`SAMPLE_RATE` (24 kHz), whatever

@@ -1,9 +1,10 @@
 """The seam between the streaming runtime and an avatar engine.
 
 The runtime (:mod:`.runtime`) owns audio buffering, clip scheduling, pacing
-and interruption; an engine only turns a clip's audio features into frames.
-The CPU engine here and the diffusion engine to come both fit
-:class:`FrameEngine`.
+and interruption; an engine only turns a clip's audio features into frames,
+and forgets the speech it was following when the runtime says the speech was
+cut off. The CPU engine here and the diffusion engine
+(:class:`~.diffusion.engine.DiffusionEngine`) both fit :class:`FrameEngine`.
 """
 
 from __future__ import annotations
@@ -55,6 +56,13 @@ class FrameEngine(Protocol):
         """Change the expression controls from the next frame on."""
         ...
 
+    def reset(self) -> None:
+        """Forget the speech being followed: it was interrupted, and the next clip must not continue it.
+
+        Called by the runtime between clips, never while one renders.
+        """
+        ...
+
 
 class CpuEngine:
     """Motion synthesis plus the warp renderer: real time on one CPU core.
@@ -80,3 +88,7 @@ class CpuEngine:
     def set_expression(self, expression: Expression) -> None:
         """Change the expression controls from the next frame on."""
         self.motion.expression = expression
+
+    def reset(self) -> None:
+        """Forget the interrupted speech (mouth, emphasis); head, gaze and blinks go on without a jump."""
+        self.motion.forget_speech()

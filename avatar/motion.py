@@ -122,11 +122,7 @@ class MotionSynthesizer:
         self._blink_frame = -(10**9)  # no blink in progress
         self._next_nod = self._frames(self._rng.uniform(2.0, 4.0))
         self._nod_frame = -(10**9)
-        # Speech followers; attack is fast so the mouth lags the audio by < 1 frame.
-        self._open = _Smoothed(attack=0.85, release=0.6)
-        self._width = _Smoothed(attack=0.5, release=0.5)
-        self._emphasis = _Smoothed(attack=0.3, release=0.08)
-        self._energy_avg = 0.0
+        self.forget_speech()
 
     @property
     def label(self) -> Label:
@@ -135,6 +131,14 @@ class MotionSynthesizer:
 
     def _frames(self, seconds: float) -> int:
         return self._frame + max(1, round(seconds * self._fps))
+
+    def forget_speech(self) -> None:
+        """Drop what the speech followers remember (mouth opening, width, emphasis, loudness average)."""
+        # Attack is fast so the mouth lags the audio by < 1 frame.
+        self._open = _Smoothed(attack=0.85, release=0.6)
+        self._width = _Smoothed(attack=0.5, release=0.5)
+        self._emphasis = _Smoothed(attack=0.3, release=0.08)
+        self._energy_avg = 0.0
 
     def set_label(self, label: Label) -> None:
         """Start a cross-fade to ``label``; a no-op if it is already the target."""

@@ -20,8 +20,11 @@ and decode streams) overlaps the two clips.
 
 What an interruption drops: :meth:`AvatarVideoGenerator.clear_buffer` drops
 queued audio, any rendered frames not yet yielded and the clip in flight (its
-render is waited for, then discarded); the next frame is a listening frame. No ``AudioSegmentEnd`` follows a cleared segment, since
-``AvatarRunner`` reports the interruption itself.
+render is waited for, then discarded); the engine then forgets the cut-off
+speech (:meth:`~.engine.FrameEngine.reset`, between clips, since a render may be
+running on a thread), and the next frame is a listening frame. No
+``AudioSegmentEnd`` follows a cleared segment: the publisher
+(:mod:`facetalk.agent.avatar_publisher`) reports the interruption itself.
 """
 
 from __future__ import annotations
@@ -121,7 +124,7 @@ class AvatarVideoGenerator(VideoGenerator):
     """Drives a :class:`~.engine.FrameEngine` from streaming speech audio.
 
     Args:
-        engine: renders the frames (the CPU engine, later the diffusion engine).
+        engine: renders the frames (the CPU engine or the diffusion engine).
         fps: video frame rate.
         label: the label before any :meth:`set_state` call.
         max_clip_frames: upper bound of the growing clip length.
@@ -154,6 +157,7 @@ class AvatarVideoGenerator(VideoGenerator):
         self._wake = asyncio.Event()
         self._generation = 0
         self._resync = True
+        self._engine_stale = False  # interrupted: reset the engine before its next clip
         self._closed = False
         self._streaming = False
         self._told_untimed = False
@@ -186,7 +190,7 @@ class AvatarVideoGenerator(VideoGenerator):
         return self._state
 
     def avatar_options(self) -> AvatarOptions:
-        """Options for ``AvatarRunner`` matching what this generator yields."""
+        """The sizes, frame rate and audio format this generator yields, in livekit's terms."""
         return AvatarOptions(video_width=self.video_width, video_height=self.video_height,
                              video_fps=self.fps, audio_sample_rate=SAMPLE_RATE, audio_channels=CHANNELS)
 
@@ -219,6 +223,7 @@ class AvatarVideoGenerator(VideoGenerator):
         self._segments.clear()
         self._resampler.reset()
         self._generation += 1
+        self._engine_stale = True
         self._state = Label.LISTENING
         self._resync = True
         self._wake.set()
@@ -260,6 +265,9 @@ class AvatarVideoGenerator(VideoGenerator):
         t0 = loop.time()
         try:
             while not self._closed:
+                if self._engine_stale and ahead is None:  # no render running: safe to reset
+                    self._engine_stale = False
+                    self._engine.reset()
                 now = loop.time()
                 if self._resync or now > t0 + index / fps + 0.25:  # fell behind: never burst
                     t0, self._resync = now - index / fps, False
@@ -316,7 +324,7 @@ class AvatarVideoGenerator(VideoGenerator):
                                                  created=time.perf_counter()))
                     yield rtc.VideoFrame(image.shape[1], image.shape[0], rtc.VideoBufferType.RGB24, image.tobytes())
                     index += 1
-                    if audio.size:
+                    if audio.size and generation == self._generation:  # not if cleared while the video went out
                         yield rtc.AudioFrame(audio.tobytes(), SAMPLE_RATE, CHANNELS, audio.size)
                 clip_index += 1
                 last_label = label

@@ -32,6 +32,7 @@ class FakeEngine:
         self.calls: list[tuple[int, Label]] = []
         self.features: list[AudioFeatures | None] = []
         self.expression: Expression | None = None
+        self.resets: list[int] = []  # len(calls) at each reset
 
     def render_clip(self, features: Sequence[AudioFeatures | None], label: Label) -> Clip:
         self.calls.append((len(features), label))
@@ -40,6 +41,9 @@ class FakeEngine:
 
     def set_expression(self, expression: Expression) -> None:
         self.expression = expression
+
+    def reset(self) -> None:
+        self.resets.append(len(self.calls))
 
 
 def _tone(seconds: float, rate: int, channels: int) -> np.ndarray:
@@ -192,6 +196,42 @@ async def test_clear_buffer_drops_audio_and_next_frame_listens(recorded) -> None
     assert all(i.label == Label.LISTENING and i.audio.size == 0 for i in after)
     assert not any(isinstance(i, AudioSegmentEnd) for i in seen)
     assert sum(isinstance(i, rtc.AudioFrame) for i in seen) == 5
+
+
+async def test_a_frames_audio_is_not_yielded_once_cleared_after_its_video(recorded) -> None:
+    """clear_buffer right after a speaking video frame went out: the audio rendered with it is dropped too."""
+    _, infos, gen = recorded
+    stream = gen.__aiter__()
+    await _push(gen, _tone(1.0, SAMPLE_RATE, 1), SAMPLE_RATE)
+    while not (isinstance(await asyncio.wait_for(stream.__anext__(), 5), rtc.VideoFrame)
+               and infos[-1].label == Label.SPEAKING):
+        pass
+    gen.clear_buffer()
+    after = await asyncio.wait_for(stream.__anext__(), 5)
+    await gen.aclose()
+    assert isinstance(after, rtc.VideoFrame) and infos[-1].label == Label.LISTENING
+
+
+async def test_clear_buffer_resets_the_engine_once_before_its_next_clip(recorded) -> None:
+    """An interruption makes the engine forget the cut-off speech: one reset, after the speaking clips and
+    before the first listening clip that follows; a segment that ends normally resets nothing."""
+    engine, _, gen = recorded
+    stream = gen.__aiter__()
+    await _push(gen, _tone(0.3, SAMPLE_RATE, 1), SAMPLE_RATE)
+    while not isinstance(await asyncio.wait_for(stream.__anext__(), 5), AudioSegmentEnd):
+        pass
+    assert engine.resets == []
+    await _push(gen, _tone(2.0, SAMPLE_RATE, 1), SAMPLE_RATE, end=False)
+    audio_frames = 0
+    while audio_frames < 5:
+        audio_frames += isinstance(await asyncio.wait_for(stream.__anext__(), 5), rtc.AudioFrame)
+    gen.clear_buffer()
+    spoken = len(engine.calls)
+    while len(engine.calls) == spoken:
+        await asyncio.wait_for(stream.__anext__(), 5)
+    await gen.aclose()
+    assert engine.resets == [spoken]
+    assert engine.calls[spoken - 1][1] == Label.SPEAKING and engine.calls[spoken][1] == Label.LISTENING
 
 
 async def test_set_expression_reaches_the_engine(recorded) -> None:

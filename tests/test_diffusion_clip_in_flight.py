@@ -29,17 +29,24 @@ class GatedEngine:
         self.calls: list[tuple[int, Label]] = []
         self.release = threading.Event()
         self.hold_from = hold_from
+        self.rendering = False
+        self.resets: list[tuple[int, bool]] = []  # (len(calls), whether a render was running) at each reset
 
     def render_clip(self, features: Sequence[AudioFeatures | None], label: Label) -> Clip:
         n = len(self.calls)
         self.calls.append((len(features), label))
+        self.rendering = True
         self.entered[n].set()
         if n >= self.hold_from:
             assert self.release.wait(WAIT_S)
+        self.rendering = False
         return Clip(frames=[np.full((8, 8, 3), n, np.uint8) for _ in features])
 
     def set_expression(self, expression: Expression) -> None:
         pass
+
+    def reset(self) -> None:
+        self.resets.append((len(self.calls), self.rendering))
 
 
 async def _push_speech(gen: AvatarVideoGenerator, seconds: float) -> None:
@@ -89,3 +96,28 @@ async def test_an_interruption_discards_the_clip_in_flight() -> None:
     await gen.aclose()
     assert [f.label for f in frames] == [Label.LISTENING] * 3
     assert engine.calls[1] == (2, Label.SPEAKING)
+
+
+async def test_the_engine_is_reset_after_the_clip_in_flight_not_during_it() -> None:
+    """clear_buffer while clip 1 renders on its thread: the engine's reset waits for that render to end and
+    comes before the next clip (resetting mid-render would let the discarded clip write state after it)."""
+    engine, infos = GatedEngine(hold_from=1), []
+    gen = AvatarVideoGenerator(engine, fps=FPS, max_clip_frames=8, on_frame=infos.append)
+    await _push_speech(gen, 1.2)
+    stream = gen.__aiter__()
+    await asyncio.wait_for(stream.__anext__(), WAIT_S)
+    assert await asyncio.to_thread(engine.entered[1].wait, WAIT_S)  # clip 1 is in flight, held
+    gen.clear_buffer()
+
+    async def read_past_the_next_clip() -> None:
+        while len(engine.calls) < 3:
+            await stream.__anext__()
+
+    reader = asyncio.create_task(read_past_the_next_clip())
+    await asyncio.sleep(0.1)  # the stream runs meanwhile: it must not reset under the running render
+    assert engine.resets == []
+    engine.release.set()
+    await asyncio.wait_for(reader, WAIT_S)
+    await gen.aclose()
+    assert engine.resets == [(2, False)]
+    assert engine.calls[2][1] == Label.LISTENING

@@ -13,7 +13,8 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import pytest_asyncio
 
-from facetalk.agent.remote_avatar import AvatarServer, avatar_identity
+from facetalk.agent.remote_avatar import AvatarServer
+from facetalk.agent.remote_avatar_client import avatar_identity
 from facetalk.config import load_persona, load_pipeline
 from facetalk.eval.mouth import MouthRegion
 from facetalk.livekit_server import LocalLiveKitServer

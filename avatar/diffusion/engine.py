@@ -198,7 +198,9 @@ class DiffusionEngine:
     def reset(self, *, seed: int | None = None) -> None:
         """Forget motion frames and audio context: the next clip starts from the reference.
 
-        With ``seed``, the sampling noise also restarts, so a run can be repeated exactly.
+        The runtime calls it after an interruption, so the next answer does not
+        continue the cut-off one. With ``seed``, the sampling noise also restarts,
+        so a run can be repeated exactly.
         """
         self._motion = None
         self._windows.reset()

@@ -1,0 +1,179 @@
+"""Publishes the avatar's audio and video to the room, tuned for a talking face.
+
+Built on livekit's public pieces (``rtc.AudioSource``, ``rtc.VideoSource``,
+``rtc.AVSynchronizer`` and the ``AudioReceiver`` interface of livekit-agents)
+rather than on livekit-agents' ``AvatarRunner``: that class fixes its publish
+options and has no public hook for the queue handling below, so using it meant
+overriding its private methods. Three things differ from ``AvatarRunner``:
+
+- Video is one layer that keeps its frame rate. ``AvatarRunner`` publishes with
+  WebRTC's defaults, simulcast (several encodes of every frame) and *balanced*
+  degradation, which on a busy small machine dropped a fifth of the avatar's
+  frames; ``MAINTAIN_FRAMERATE`` keeps 25 fps.
+- An interruption also empties the A/V synchroniser's queues, so the ~100 ms
+  of audio already handed to the room is not played after the user has
+  started talking; the interrupted playback is reported finished after that.
+- When an answer's first audio arrives while nothing is playing, the listening
+  frames still queued for the room are dropped. Otherwise they play first: the
+  answer's audio starts at once but its video waits behind up to ~100 ms of
+  listening frames, and stays that late for the whole answer (measured: lip-sync
+  lag 70 ms, and the first open mouth late by as much).
+
+What ``AgentSession`` relies on is kept as in ``AvatarRunner``: the receiver
+hears "playback started" when a segment's first audio goes to the room, and
+"playback finished" with the seconds of audio handed over, when the generator
+ends the segment or, ``interrupted=True``, when the receiver asked to clear
+(locally ``QueueAudioOutput``; remotely ``DataStreamAudioReceiver``, which
+turns these into the ``lk.clear_buffer`` / ``lk.playback_finished`` RPCs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+
+from livekit import rtc
+from livekit.agents.utils import aio, log_exceptions
+from livekit.agents.voice.avatar import AudioReceiver, AudioSegmentEnd
+
+from ..avatar.runtime import AvatarVideoGenerator
+
+__all__ = ["VIDEO_BITRATE", "AvatarPublisher"]
+
+logger = logging.getLogger(__name__)
+
+VIDEO_BITRATE = 1_500_000
+"""Bits/s of the one video layer: a clean 512² face at 25 fps."""
+
+
+class AvatarPublisher:
+    """Feeds a receiver's audio to the generator and publishes what it yields.
+
+    Args:
+        room: a connected room; the tracks are published as its local participant.
+        audio_recv: where the agent's speech comes from, and where playback is reported.
+        video_gen: renders the frames; it paces itself, the synchroniser only buffers.
+        video_bitrate: the video layer's maximum bitrate, bits/s.
+        queue_ms: audio and video the synchroniser buffers ahead of the room.
+    """
+
+    def __init__(self, room: rtc.Room, *, audio_recv: AudioReceiver, video_gen: AvatarVideoGenerator,
+                 video_bitrate: int = VIDEO_BITRATE, queue_ms: int = 100) -> None:
+        options = video_gen.avatar_options()
+        self._room = room
+        self._audio_recv = audio_recv
+        self._video_gen = video_gen
+        self._video_encoding = rtc.VideoEncoding(max_framerate=options.video_fps, max_bitrate=video_bitrate)
+        self._audio_source = rtc.AudioSource(options.audio_sample_rate, options.audio_channels,
+                                             queue_size_ms=queue_ms)
+        self._video_source = rtc.VideoSource(options.video_width, options.video_height)
+        self._av_sync = rtc.AVSynchronizer(audio_source=self._audio_source, video_source=self._video_source,
+                                           video_fps=options.video_fps, video_queue_size_ms=queue_ms)
+        self._playing = False  # a segment's audio has come in and is not finished
+        self._position = 0.0  # seconds of the segment's audio handed to the room
+        self._clears = 0  # interruptions so far: a frame handed over across one belongs to no segment
+        self._published = False
+        self._loops: list[asyncio.Task[None]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def queued_audio_s(self) -> float:
+        """Seconds of audio handed to the room's audio source and not yet played."""
+        return self._audio_source.queued_duration
+
+    async def start(self) -> None:
+        """Start reading audio and forwarding frames; the tracks are published with the first frame."""
+        if not self._room.isconnected():
+            raise RuntimeError("connect the room before starting the AvatarPublisher")
+        if self._loops:
+            raise RuntimeError("an AvatarPublisher can be started only once")
+        await self._audio_recv.start()
+        self._audio_recv.on("clear_buffer", self._on_clear_buffer)
+        self._loops = [asyncio.create_task(self._read_audio()), asyncio.create_task(self._forward_frames())]
+
+    async def aclose(self) -> None:
+        """Stop both loops and release the sources (the tracks go with the room)."""
+        self._audio_recv.off("clear_buffer", self._on_clear_buffer)
+        await self._audio_recv.aclose()
+        await aio.cancel_and_wait(*self._loops, *self._tasks)
+        await self._av_sync.aclose()
+        await self._audio_source.aclose()
+        await self._video_source.aclose()
+
+    @log_exceptions(logger=logger)
+    async def _read_audio(self) -> None:
+        async for frame in self._audio_recv:
+            if isinstance(frame, rtc.AudioFrame) and not self._playing:
+                self._playing = True
+                if self._audio_source.queued_duration == 0:  # no answer still playing out
+                    await self._av_sync.clear_queue()  # the queued listening frames
+            await self._video_gen.push_audio(frame)
+
+    @log_exceptions(logger=logger)
+    async def _forward_frames(self) -> None:
+        async for frame in self._video_gen:
+            if isinstance(frame, AudioSegmentEnd):
+                if self._playing:
+                    self._soon(self._audio_recv.notify_playback_finished(self._position, interrupted=False))
+                    self._playing, self._position = False, 0.0
+                continue
+            if not self._published:
+                await self._publish()
+            clears = self._clears
+            await self._av_sync.push(frame)  # waits while the room's queue is full
+            if isinstance(frame, rtc.AudioFrame) and clears == self._clears:
+                if self._position == 0.0 and frame.duration > 0.0:
+                    self._soon(self._audio_recv.notify_playback_started())
+                self._position += frame.duration
+
+    async def _publish(self) -> None:
+        """Audio first, then, once someone listens, the one video layer."""
+        participant = self._room.local_participant
+        audio = await participant.publish_track(
+            rtc.LocalAudioTrack.create_audio_track("avatar_audio", self._audio_source),
+            rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE),
+        )
+        await audio.wait_for_subscription()
+        await participant.publish_track(
+            rtc.LocalVideoTrack.create_video_track("avatar_video", self._video_source),
+            rtc.TrackPublishOptions(
+                source=rtc.TrackSource.SOURCE_CAMERA,
+                simulcast=False,
+                degradation_preference=rtc.DegradationPreference.MAINTAIN_FRAMERATE,
+                video_encoding=self._video_encoding,
+            ),
+        )
+        self._published = True
+
+    def _on_clear_buffer(self) -> None:
+        self._clears += 1
+        self._soon(self._after_clear())
+
+    async def _after_clear(self) -> None:
+        """Drop what the generator and the room have not played yet, then report the interrupted playback.
+
+        A task, not the event handler, as in ``AvatarRunner``: audio the receiver handed out just before
+        the clear reaches the generator first and is dropped with the rest; cleared in the handler, that
+        audio started a new segment that played on after the user had cut in.
+        """
+        self._video_gen.clear_buffer()
+        was_playing, self._playing = self._playing, False
+        position, self._position = self._position, 0.0
+        await self._av_sync.clear_queue()
+        if was_playing:
+            if (notified := self._audio_recv.notify_playback_finished(position, interrupted=True)) is not None:
+                await notified
+
+    def _soon(self, work: Coroutine[None, None, None] | None) -> None:
+        """Run a receiver's notification (a coroutine for some receivers) without blocking the frames."""
+        if work is None:
+            return
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            logger.error("reporting the avatar's playback failed", exc_info=error)
