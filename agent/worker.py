@@ -1,14 +1,16 @@
 """The FaceTalk worker: one ``AgentSession`` per room, with the avatar as its voice.
 
 livekit-agents does the heavy lifting: dispatch of rooms to workers, turn
-detection, interruption, metrics and A/V pacing (``AvatarRunner``). This
-module only assembles the pieces a pipeline config names:
+detection, interruption and metrics. This module only assembles the pieces a
+pipeline config names:
 
     user audio ─▶ VAD + STT ─▶ PersonaAgent (LLM) ─▶ TTS ─▶ QueueAudioOutput
                                                                │
                  session state events ─▶ AvatarStateDriver ─▶ avatar generator
                                                                │
-                                               AvatarRunner ─▶ room (audio + video)
+                                             AvatarPublisher ─▶ room (audio + video)
+
+The README's "Architecture" section follows one audio frame through all modules.
 
 The conversation's rules live in ``dialogue/``: the turn settings
 (:mod:`.turn_policy`), who the user talks to (:mod:`.personas`), the avatar's

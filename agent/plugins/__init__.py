@@ -5,7 +5,7 @@ One package per provider: :mod:`.webrtcvad` (a ``vad.VAD``), :mod:`.faster_whisp
 narrow hook of its livekit base class, keeps its options in a private dataclass,
 and knows nothing of FaceTalk's config: :mod:`facetalk.agent.providers` maps the
 pipeline file onto their constructors. Streaming recognition (interims and
-preflights) is not a plugin's job: :mod:`facetalk.agent.streaming_stt` adds it
+preflights) is not a plugin's job: :mod:`facetalk.agent.vad_stream_adapter` adds it
 to any non-streaming STT, driven by the session's own VAD.
 
 Inside a hook a plugin uses what the livekit base class gives the hook and

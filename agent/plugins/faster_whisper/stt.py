@@ -1,7 +1,7 @@
 """Speech recognition with faster-whisper, as a livekit-agents ``stt.STT``.
 
 Whisper transcribes whole clips, not a live stream, so this STT only
-recognises (``recognize()``); :mod:`facetalk.agent.streaming_stt` makes a
+recognises (``recognize()``); :mod:`facetalk.agent.vad_stream_adapter` makes a
 stream of it, cut by the session's VAD, with interim and preflight transcripts.
 Decoding runs in a worker thread, and faster-whisper's lazy segment generator is
 consumed there too, so the event loop never decodes.
