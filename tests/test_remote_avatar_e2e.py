@@ -1,7 +1,8 @@
 """The avatar on another machine: a separate participant publishing on the agent's behalf.
 
-Here the "other machine" is an ``AvatarServer`` on loopback; the worker runs
-with ``avatar.placement: remote`` and sends its TTS audio over data streams.
+Here the "other machine" is a ``facetalk avatar-worker`` on loopback, which
+LiveKit dispatches when the agent's worker (``avatar.placement: remote``) asks
+for an avatar; the agent sends its TTS audio over data streams.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import pytest_asyncio
 
-from facetalk.agent.remote_avatar import AvatarServer
-from facetalk.agent.remote_avatar_client import avatar_identity
-from facetalk.config import load_persona, load_pipeline
+from facetalk.agent.avatar_dispatch import avatar_identity
+from facetalk.config import load_persona
 from facetalk.eval.mouth import MouthRegion
 from facetalk.livekit_server import LocalLiveKitServer
+from facetalk.testing.local_stack import running_avatar_worker
 from facetalk.testing.scripted_llm import ScriptedLLMServer
 from facetalk.testing.simulated_user import SimulatedUser
 
@@ -36,26 +37,26 @@ async def scripted_llm() -> AsyncIterator[ScriptedLLMServer]:
         yield server
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def avatar_server() -> AsyncIterator[AvatarServer]:
-    server = AvatarServer(
-        load_persona(CONFIGS / "persona.yaml"), load_pipeline(CONFIGS / "pipeline.yaml").avatar, port=0
-    )
-    await server.start()
-    yield server
-    await server.aclose()
+@pytest.fixture(scope="module")
+def avatar_worker(
+    livekit_server: LocalLiveKitServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """One avatar worker under an agent name of its own; yields that name."""
+    agent_name = f"facetalk-avatar-{uuid.uuid4().hex[:8]}"
+    with running_avatar_worker(livekit_server, agent_name, tmp_path_factory.mktemp("avatar"), max_rooms=2):
+        yield agent_name
 
 
 @pytest.fixture(scope="module")
 def remote_worker(
     livekit_server: LocalLiveKitServer,
     scripted_llm: ScriptedLLMServer,
-    avatar_server: AvatarServer,
+    avatar_worker: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[subprocess.Popen[bytes]]:
     pipeline = {
         "llm": scripted_llm.llm_section(),
-        "avatar": {"placement": "remote", "remote_url": avatar_server.url},
+        "avatar": {"placement": "remote", "agent_name": avatar_worker},
     }
     with running_worker(livekit_server, pipeline, tmp_path_factory.mktemp("worker")) as process:
         yield process
