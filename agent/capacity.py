@@ -58,7 +58,9 @@ class RoomsLoad:
                 logger.warning("all %d rooms in use: %s", self.max_rooms, self.when_full)
             else:
                 logger.info("a room is free again (%d of %d in use)", rooms, self.max_rooms)
-        return SERVER_TARGET_LOAD * min(rooms, self.max_rooms) / self.max_rooms
+        if self.full:
+            return SERVER_TARGET_LOAD  # exactly: 0.7 * 3 / 3 is 0.6999..., which LiveKit reads as free
+        return SERVER_TARGET_LOAD * rooms / self.max_rooms
 
     def server_options(self) -> dict[str, Any]:
         """``AgentServer`` keyword arguments: this load, and no threshold of livekit-agents' own."""

@@ -27,7 +27,7 @@ from ..resources import PACKAGED_CONFIGS
 from ..shutdown import child_process_options
 from .scripted_llm import ScriptedLLMServer
 
-__all__ = ["SCRIPTED_ANSWERS", "local_stack", "running_avatar_worker", "running_worker"]
+__all__ = ["SCRIPTED_ANSWERS", "local_stack", "running_avatar_worker", "running_process", "running_worker"]
 
 _CONFIGS = PACKAGED_CONFIGS
 
@@ -60,7 +60,7 @@ def running_worker(
     """
     pipeline_path = _write_pipeline(pipeline, folder, base_pipeline, max_rooms=8)
     command = ["agent", "--persona", str(persona), "--pipeline", str(pipeline_path), "start"]
-    with _running(server, command, folder / "worker.log", show_log=show_log) as process:
+    with running_process(server, ["-m", "facetalk", *command], folder / "worker.log", show_log=show_log) as process:
         yield process
 
 
@@ -81,7 +81,8 @@ def running_avatar_worker(
     """
     pipeline_path = _write_pipeline({"avatar": {"agent_name": agent_name}}, folder, base_pipeline, max_rooms=max_rooms)
     command = ["avatar-worker", "--personas", str(personas), "--pipeline", str(pipeline_path), "start"]
-    with _running(server, command, folder / "avatar-worker.log", show_log=show_log) as process:
+    log = folder / "avatar-worker.log"
+    with running_process(server, ["-m", "facetalk", *command], log, show_log=show_log) as process:
         yield process
 
 
@@ -99,19 +100,26 @@ def _write_pipeline(pipeline: dict[str, Any], folder: Path, base_pipeline: Path,
 
 
 @contextlib.contextmanager
-def _running(
-    server: LocalLiveKitServer, command: list[str], log_path: Path, *, show_log: bool
+def running_process(
+    server: LocalLiveKitServer,
+    python_args: list[str],
+    log_path: Path,
+    *,
+    env: dict[str, str] | None = None,
+    show_log: bool = True,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """``python -m facetalk <command>`` on ``server``'s keys, once registered; always stopped."""
+    """A livekit-agents worker, ``python <python_args>``, on ``server``'s keys (and ``env``),
+    yielded once registered; always stopped, its log printed with ``show_log``."""
     env = {
         **os.environ,
         "LIVEKIT_URL": server.url,
         "LIVEKIT_API_KEY": server.api_key,
         "LIVEKIT_API_SECRET": server.api_secret,
+        **(env or {}),
     }
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "facetalk", *command],
+            [sys.executable, *python_args],
             env=env, stdout=log, stderr=subprocess.STDOUT, **child_process_options(),
         )  # fmt: skip
         try:
@@ -125,7 +133,7 @@ def _running(
                 process.kill()
                 process.wait()
             if show_log:
-                print(f"--- {command[0]} log ({log_path}) ---")
+                print(f"--- {log_path.name} ---")
                 print(log_path.read_text(errors="replace")[-6000:])
 
 
