@@ -39,7 +39,17 @@ def prewarm(proc: JobProcess) -> None:
     proc.userdata["tts"] = PiperTTS.load()
 
 
-server = AgentServer(setup_fnc=prewarm)
+MAX_ROOMS = 2
+
+server = AgentServer(
+    setup_fnc=prewarm,
+    # Loading whisper and piper can take longer than livekit's default 10 s on a small CPU.
+    initialize_process_timeout=60.0,
+    # Rendering a face keeps the CPU busy, so CPU load (livekit's default) would soon read as
+    # "full"; count rooms instead.
+    load_fnc=lambda server: len(server.active_jobs) / MAX_ROOMS,
+    load_threshold=1.0,
+)
 
 
 @server.rtc_session()
