@@ -23,12 +23,15 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from livekit.agents import AgentServer, JobRequest
+from livekit.agents import AgentServer, JobProcess, JobRequest
 
-__all__ = ["SERVER_TARGET_LOAD", "RoomsLoad", "admit_room"]
+from ..config import WorkerConfig
+
+__all__ = ["SERVER_TARGET_LOAD", "RoomsLoad", "admit_room", "capacity_server"]
 
 logger = logging.getLogger("facetalk.capacity")
 
@@ -86,6 +89,25 @@ class RoomsLoad:
         finally:
             self.accepting -= 1
         return True
+
+
+def capacity_server(
+    config: WorkerConfig, *, setup_fnc: Callable[[JobProcess], Any], when_full: str
+) -> tuple[AgentServer, RoomsLoad | None]:
+    """An ``AgentServer`` with ``config``'s capacity, and its :class:`RoomsLoad` (None: livekit's CPU load).
+
+    Register its session with ``on_request`` calling :func:`admit_room`.
+    """
+    rooms = None if config.max_rooms is None else RoomsLoad(config.max_rooms, when_full=when_full)
+    server = AgentServer(
+        setup_fnc=setup_fnc,
+        initialize_process_timeout=60.0,  # loading models on a busy CPU takes longer than livekit's 10 s
+        num_idle_processes=config.num_idle_processes,
+        port=config.http_port,
+        drain_timeout=config.drain_timeout_s,
+        **(rooms.server_options() if rooms is not None else {}),
+    )
+    return server, rooms
 
 
 async def admit_room(rooms: RoomsLoad | None, server: AgentServer, request: JobRequest, **accept: Any) -> bool:

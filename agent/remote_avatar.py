@@ -44,7 +44,7 @@ from ..dialogue.protocol import AVATAR_STATE_ATTRIBUTE
 from ..errors import FaceTalkError
 from .avatar_dispatch import AVATAR_ERROR_ATTRIBUTE, AvatarJob
 from .avatar_publisher import AvatarPublisher
-from .capacity import RoomsLoad, admit_room
+from .capacity import RoomsLoad, admit_room, capacity_server
 from .phoneme_stream import PhonemeTimingReceiver
 
 __all__ = [
@@ -85,16 +85,8 @@ def _prewarm(proc: JobProcess) -> None:
 
 def create_avatar_server(config: WorkerConfig, settings: AvatarWorkerSettings, agent_name: str) -> AgentServer:
     """An ``AgentServer`` for avatar jobs dispatched to ``agent_name``, keys from ``LIVEKIT_*``."""
-    rooms = None if config.max_rooms is None else RoomsLoad(
-        config.max_rooms, when_full="LiveKit offers new avatars to other avatar workers"
-    )
-    server = AgentServer(
-        setup_fnc=_prewarm,
-        initialize_process_timeout=60.0,
-        num_idle_processes=config.num_idle_processes,
-        port=config.http_port,
-        drain_timeout=config.drain_timeout_s,
-        **(rooms.server_options() if rooms is not None else {}),
+    server, rooms = capacity_server(
+        config, setup_fnc=_prewarm, when_full="LiveKit offers new avatars to other avatar workers"
     )
 
     async def on_request(request: JobRequest) -> None:

@@ -55,7 +55,7 @@ from ..dialogue.protocol import PERSONA_ATTRIBUTE
 from ..dialogue.turn_policy import AEC_WARMUP_S, MIC_FRAME_MS, turn_handling
 from ..audio import SPEECH_RATE
 from ..avatar_session import AvatarSession
-from .capacity import RoomsLoad, admit_room
+from .capacity import admit_room, capacity_server
 from .providers import build_llm, build_session_stt, build_stt, build_tts, build_vad, describe
 from .turn_metrics import publish_turn_metrics
 
@@ -209,18 +209,11 @@ def create_server(config: WorkerConfig) -> AgentServer:
     admitted only below ``max_rooms`` (:mod:`.capacity`); None leaves
     livekit-agents' own CPU-based load.
     """
-    rooms = None if config.max_rooms is None else RoomsLoad(
-        config.max_rooms,
+    server, rooms = capacity_server(
+        config,
+        setup_fnc=prewarm,
         when_full="LiveKit sends new rooms to other workers, and if none is free "
         "'facetalk web' tells users that all avatars are busy",
-    )
-    server = AgentServer(
-        setup_fnc=prewarm,
-        initialize_process_timeout=60.0,
-        num_idle_processes=config.num_idle_processes,
-        port=config.http_port,
-        drain_timeout=config.drain_timeout_s,
-        **(rooms.server_options() if rooms is not None else {}),
     )
 
     async def admit(request: JobRequest) -> None:

@@ -15,16 +15,15 @@ import pytest
 import pytest_asyncio
 
 from facetalk.agent.avatar_dispatch import avatar_identity
-from facetalk.config import load_persona
-from facetalk.eval.mouth import MouthRegion
 from facetalk.livekit_server import LocalLiveKitServer
 from facetalk.testing.local_stack import running_avatar_worker
 from facetalk.testing.scripted_llm import ScriptedLLMServer
 from facetalk.testing.simulated_user import SimulatedUser
 
-from .conftest import CONFIGS, running_worker
+from .conftest import running_worker
+from .conversation import assert_lip_synced_answer
 from .lipreading import BILABIAL_ANSWER, NOT_RELIABLE_YET, closure_of_an_answer
-from .speech import speak, transcribe, word_error_rate
+from .speech import speak
 
 NAME_ANSWER = "My name is Astra."
 
@@ -79,13 +78,7 @@ async def test_remote_avatar_speaks_for_the_agent(
     finally:
         await user.leave()
 
-    start, end = user.audio.loud_span(after=asked.end)
-    answer = transcribe(user.audio.between(start - 0.2, end + 0.2))
-    assert word_error_rate(NAME_ANSWER, answer) <= 0.25, answer  # tiny.en may hear "Aster"
-    mouth = MouthRegion.for_persona(load_persona(CONFIGS / "persona.yaml"), user.video)
-    while_agent_speaks = mouth.motion(user.video, start + 0.3, end - 0.3)
-    while_user_speaks = mouth.motion(user.video, asked.start + 0.3, asked.end - 0.1)
-    assert while_agent_speaks > 3 * max(while_user_speaks, 0.2), (while_agent_speaks, while_user_speaks)
+    assert_lip_synced_answer(user, asked, NAME_ANSWER)
 
 
 @NOT_RELIABLE_YET
