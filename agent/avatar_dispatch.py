@@ -29,6 +29,7 @@ from ..errors import FaceTalkError
 __all__ = [
     "AVATAR_AGENT_NAME",
     "AVATAR_ERROR_ATTRIBUTE",
+    "AVATAR_WORKER_ATTRIBUTE",
     "AvatarJob",
     "avatar_identity",
     "describe_dispatch",
@@ -42,6 +43,9 @@ AVATAR_AGENT_NAME = AvatarConfig().agent_name
 AVATAR_ERROR_ATTRIBUTE = "facetalk.avatar_error"
 """Avatar participant attribute, set at join when it cannot serve the job (an unknown persona).
 Join attributes arrive with ``participant_connected``, so the agent reads it without a race."""
+
+AVATAR_WORKER_ATTRIBUTE = "facetalk.avatar_worker"
+"""Avatar participant attribute: the id of the avatar worker serving it (for logs and tests)."""
 
 
 def avatar_identity(room_name: str) -> str:

@@ -42,7 +42,7 @@ from ..config import AvatarConfig, WorkerConfig, load_pipeline
 from ..dialogue.personas import PersonaCatalog, UnknownPersonaError
 from ..dialogue.protocol import AVATAR_STATE_ATTRIBUTE
 from ..errors import FaceTalkError
-from .avatar_dispatch import AVATAR_ERROR_ATTRIBUTE, AvatarJob
+from .avatar_dispatch import AVATAR_ERROR_ATTRIBUTE, AVATAR_WORKER_ATTRIBUTE, AvatarJob
 from .avatar_publisher import AvatarPublisher
 from .capacity import RoomsLoad, admit_room, capacity_server
 from .phoneme_stream import PhonemeTimingReceiver
@@ -106,7 +106,7 @@ async def accept_avatar_job(
         logger.error("refusing an avatar job for room %s: %s", request.room.name, e)
         await request.reject(terminate=True)  # no other avatar worker can read it either
         return
-    attributes = {ATTRIBUTE_PUBLISH_ON_BEHALF: job.agent_identity, "facetalk.avatar_worker": server.id}
+    attributes = {ATTRIBUTE_PUBLISH_ON_BEHALF: job.agent_identity, AVATAR_WORKER_ATTRIBUTE: server.id}
     try:
         personas.get(job.persona)
     except UnknownPersonaError as e:

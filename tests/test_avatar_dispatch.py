@@ -24,6 +24,7 @@ from livekit.agents import AgentSession
 from livekit.agents.types import ATTRIBUTE_PUBLISH_ON_BEHALF
 
 import facetalk
+from facetalk.agent.avatar_dispatch import AVATAR_WORKER_ATTRIBUTE
 from facetalk.dialogue.personas import UnknownPersonaError
 from facetalk.livekit_server import LocalLiveKitServer
 from facetalk.testing.local_stack import running_avatar_worker
@@ -106,7 +107,7 @@ async def test_two_rooms_get_one_avatar_each_from_different_workers(
             avatars = [p for p in room.remote_participants.values() if ATTRIBUTE_PUBLISH_ON_BEHALF in p.attributes]
             assert [p.identity for p in avatars] == [avatar.avatar_identity]
             assert avatars[0].attributes[ATTRIBUTE_PUBLISH_ON_BEHALF] == room.local_participant.identity
-            workers.append(avatars[0].attributes["facetalk.avatar_worker"])
+            workers.append(avatars[0].attributes[AVATAR_WORKER_ATTRIBUTE])
         assert len(set(workers)) == 2, workers
         freed_before = avatar_workers.rooms_freed()
     # Both agents left: their avatars leave, and both workers say their room is free again.

@@ -137,3 +137,10 @@ async def test_simultaneous_requests_never_overfill_and_the_extra_one_is_passed_
     assert await admitting is True
     assert (first.answer, second.answer) == ("accepted", "passed on")
     assert len(server.active_jobs) == 1 and rooms.accepting == 0
+
+
+def test_an_avatar_worker_without_personas_fails_at_start(tmp_path: Path) -> None:
+    """Before registering with LiveKit: a worker that could serve no persona says where it looked."""
+    result = CliRunner().invoke(app, ["avatar-worker", "--personas", str(tmp_path), "start"])
+    assert result.exit_code != 0
+    assert f"no valid persona YAML in {tmp_path}" in result.output and "--personas" in result.output
