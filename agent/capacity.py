@@ -8,8 +8,9 @@ avatar, :mod:`.remote_avatar`) share their machine between at most
   ``agents.target_load`` (0.7), so :class:`RoomsLoad` reads exactly 0.7 when
   every room is in use;
 - among a node's available workers one is picked at random, weighted by
-  ``1 - load``, so a full worker may still be offered a job; and its load
-  report is periodic (0.5 s), so two rooms can arrive between reports.
+  ``1 - load``, so a full worker may still be offered a job; and its status
+  report is periodic (every 2.5 s in livekit-agents 1.8), so several rooms can
+  arrive between reports.
 
 Hence :meth:`RoomsLoad.admit`: it counts the rooms it is still accepting, and
 refuses with ``terminate=False``, which tells LiveKit to offer the job to

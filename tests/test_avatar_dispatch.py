@@ -22,6 +22,7 @@ import pytest
 from livekit import api, rtc
 from livekit.agents import AgentSession
 from livekit.agents.types import ATTRIBUTE_PUBLISH_ON_BEHALF
+from livekit.agents.worker import UPDATE_STATUS_INTERVAL
 
 import facetalk
 from facetalk.agent.avatar_dispatch import AVATAR_WORKER_ATTRIBUTE
@@ -110,8 +111,11 @@ async def test_two_rooms_get_one_avatar_each_from_different_workers(
             workers.append(avatars[0].attributes[AVATAR_WORKER_ATTRIBUTE])
         assert len(set(workers)) == 2, workers
         freed_before = avatar_workers.rooms_freed()
-    # Both agents left: their avatars leave, and both workers say their room is free again.
+    # Both agents left: their avatars leave, and both workers say their room is free again; LiveKit
+    # learns it with the worker's next status report (every UPDATE_STATUS_INTERVAL s), before a
+    # later test dispatches (a dispatch that finds every worker full is not retried).
     await _until(lambda: avatar_workers.rooms_freed() >= freed_before + 2, timeout=60)
+    await asyncio.sleep(3 * UPDATE_STATUS_INTERVAL)
 
 
 async def test_an_unknown_persona_is_a_clear_error_from_the_avatar_worker(
