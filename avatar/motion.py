@@ -232,11 +232,13 @@ class MotionSynthesizer:
             m.jaw = 0.04 + 0.9 * loudness
             m.mouth_width = self._width((f.brightness - 0.45) * 1.6 * min(1.0, 2 * f.energy))
             return
-        # Loudness still sets how far the jaw opens (syllables are loud), the
-        # viseme how far each sound lets it; a closure shuts the lips however
+        # Loudness sets how far the jaw opens (syllables are loud); the viseme
+        # only nudges it (±5 %), since the face mesh reads the shape from
+        # width, tongue and closure, while a viewer reads the syllables from
+        # an opening that follows the voice. A closure shuts the lips however
         # loud the voice is (an "m" is voiced).
         v = f.viseme
-        opening = loudness * (0.8 + 0.4 * v.open)
+        opening = loudness * (0.95 + 0.1 * v.open)
         m.jaw = (0.04 + 0.9 * opening) * (1.0 - v.closure) - 0.25 * v.closure
         m.mouth_width = self._width(v.width)
         m.tongue = v.tongue * min(1.0, 3.0 * opening)

@@ -210,24 +210,43 @@ class CpuRenderer:
         low = lat * below * head  # lower face, extended upwards unchanged
         above = np.clip(1 - (line - Y) / (0.25 * fh), 0, 1) ** 2
         up_lip = -0.15 * np.clip(1 - (line - Y) / (0.12 * fh), 0, 1)
-        # Below the line both terms saturate, so the field extends downwards unchanged.
-        up = ((1 - span) * lat * above + span * up_lip) * head
         self._max_open = 0.42 * mw
         self._lower_lip_h = float(max(1.0, p[17][1] - p[14][1]))  # lower lip thickness at the middle
         self._rest_gap = float(max(0.0, np.interp(mc[0], cols, line - upper)))
+        closing = self._closing_span(cols, line - upper, lat) if self._rest_gap >= 0.04 * mw else span
         self._jaw_box = box
         self._jaw_low = (low * self._max_open).astype(np.float32)
-        self._jaw_up = (up * self._max_open).astype(np.float32)
-        self._jaw_rest_field = np.where(Y >= line, self._jaw_low, self._jaw_up).astype(np.float32)
+        # Below the line both terms saturate, so the field extends downwards unchanged.
+        self._jaw_up, self._jaw_rest_field = {}, {}
+        for opening, parts in ((True, span), (False, closing)):
+            up = ((1 - parts) * lat * above + parts * up_lip) * head
+            self._jaw_up[opening] = (up * self._max_open).astype(np.float32)
+            self._jaw_rest_field[opening] = np.where(Y >= line, self._jaw_low, self._jaw_up[opening])
         self._lip_line = line
         self._lip_span = span.astype(np.float32)
         self._lip_across = np.clip(u, -1, 1).astype(np.float32)  # -1 .. 1 from corner to corner
         self._lip_line_row = np.clip(np.round(line - box.y0).astype(int), 0, box.y1 - box.y0 - 1)
         # The band that can change side when the lips move: the mouth box.
-        in_span = np.nonzero(span > 0)[0]
+        in_span = np.nonzero(np.maximum(span, closing) > 0)[0]
         top = int(line.min() - self._rest_gap - 0.15 * self._max_open) - 2
         bottom = int(line.max() + 1.05 * self._max_open) + 3
         self._mouth_box = _Box(int(cols[in_span[0]]), max(box.y0, top), int(cols[in_span[-1]]) + 1, min(box.y1, bottom))
+
+    def _closing_span(self, cols: np.ndarray, gap: np.ndarray, lat: np.ndarray) -> np.ndarray:
+        """How far the lips part per unit of jaw below the portrait's own opening, per column.
+
+        An open-mouthed portrait shows teeth and dark corners out to its outer
+        lip corners, further than the face mesh's inner corners reach, so the
+        lips must meet along the whole mouth at once as the jaw closes: each
+        column closes its own gap (at least a taper from the middle's gap to
+        zero at the outer corners), or teeth and corners stay visible as specks.
+        """
+        p = self.pack.points
+        left, right = p[61][0] - 0.04 * self._mouth_w, p[291][0] + 0.04 * self._mouth_w
+        u = (cols - (left + right) / 2) / (0.5 * (right - left))
+        needed = np.maximum(np.clip(gap, 0, None), self._rest_gap * np.sqrt(np.clip(1 - u**2, 0, 1)))
+        needed[needed < 0.5] = 0.0  # under half a pixel: the lips already meet
+        return np.clip(needed / (self._rest_gap * (lat + 0.15)) * 1.15, 0.0, 1.2)
 
     def _eye(self, upper_idx: tuple[int, ...], lower_idx: tuple[int, ...]) -> _Eye:
         p = self.pack.points
@@ -260,7 +279,7 @@ class CpuRenderer:
         delta = max(m.jaw, 0.0) + 0.5 * min(m.jaw, 0.0) - self._jaw_rest
         jb = self._jaw_box
         jy = slice(jb.y0 - head.y0, jb.y1 - head.y0), slice(jb.x0 - head.x0, jb.x1 - head.x0)
-        map_y[jy] -= delta * self._jaw_rest_field
+        map_y[jy] -= delta * self._jaw_rest_field[delta > 0]
         lips = self._mouth(map_y, disp, delta, 0.5 * min(m.jaw, 0.0))
         # 3. Eyes: lids close, irises look around.
         for eye in self._eyes:
@@ -290,13 +309,14 @@ class CpuRenderer:
         line_row = self._lip_line_row[cols]
         smooth_y = disp[line_row + jb.y0 - head.y0, c_idx + jb.x0 - head.x0, 1]
         total = delta + press
+        jaw_up, rest_field = self._jaw_up[delta > 0], self._jaw_rest_field[delta > 0]
         edge_low = line + smooth_y + total * self._jaw_low[line_row, c_idx]
-        edge_up = line + smooth_y + total * self._jaw_up[np.maximum(line_row - 1, 0), c_idx]
+        edge_up = line + smooth_y + total * jaw_up[np.maximum(line_row - 1, 0), c_idx]
         ys = np.arange(mb.y0, mb.y1, dtype=np.float32)[:, None]
         lower = ys >= edge_low
-        field = np.where(lower, self._jaw_low[rows, cols], self._jaw_up[rows, cols])
+        field = np.where(lower, self._jaw_low[rows, cols], jaw_up[rows, cols])
         sub = slice(mb.y0 - head.y0, mb.y1 - head.y0), slice(mb.x0 - head.x0, mb.x1 - head.x0)
-        map_y[sub] += delta * (self._jaw_rest_field[rows, cols] - field)
+        map_y[sub] += delta * (rest_field[rows, cols] - field)
         if press < 0:
             # The lower lip rides up over the upper lip's edge and its pale inner part
             # rolls in: a p/b/m reads as shut, to a viewer and to the face mesh.
