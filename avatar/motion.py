@@ -24,6 +24,8 @@ from .labels import Label
 
 __all__ = ["MotionParams", "MotionSynthesizer"]
 
+_PRESS = 0.3  # jaw of a full closure: lips pressed, which is what the face mesh reads as shut
+
 
 @dataclass
 class MotionParams:
@@ -239,7 +241,7 @@ class MotionSynthesizer:
         # loud the voice is (an "m" is voiced).
         v = f.viseme
         opening = loudness * (0.95 + 0.1 * v.open)
-        m.jaw = (0.04 + 0.9 * opening) * (1.0 - v.closure) - 0.25 * v.closure
+        m.jaw = (0.04 + 0.9 * opening) * (1.0 - v.closure) - _PRESS * v.closure
         m.mouth_width = self._width(v.width)
         m.tongue = v.tongue * min(1.0, 3.0 * opening)
 
