@@ -10,7 +10,10 @@ that are precomputed once per persona:
   so the lips part instead of stretching; the gap between them is painted
   with a synthesised mouth interior (a cavity shaded darker towards the
   throat, a tongue that rises on "l"/"th", upper and lower teeth); below
-  zero the lips press together, the lower lip rolling in;
+  zero the lips press together, the lower lip rolling in. Closing from an
+  open-mouthed portrait has its own field, so the lips meet along the whole
+  mouth at once; rounding also purses the lips (the pucker field), and the
+  interior is painted at the portrait column each output column shows;
 - the eyelids close by stretching the lid skin down to a moving lid edge,
   computed per frame in two small eye crops.
 
@@ -32,7 +35,7 @@ from .persona import PersonaPack
 
 __all__ = ["CpuRenderer"]
 
-_SMOOTH = ("tx", "ty", "roll", "yaw", "pitch", "smile", "brow", "mouth_width")
+_SMOOTH = ("tx", "ty", "roll", "yaw", "pitch", "smile", "brow", "mouth_width", "pucker")
 _LOW = 4  # smooth fields are stored at 1/_LOW resolution
 _TEETH = np.array([228, 222, 212], np.float32)
 _CAVITY_TOP = np.array([46, 16, 14], np.float32)
@@ -89,6 +92,7 @@ class _Gap:
     edge_up: np.ndarray
     edge_low: np.ndarray
     ys: np.ndarray
+    src: np.ndarray  # per column of ``sub``: the portrait's column it shows, in the jaw box
 
 
 class CpuRenderer:
@@ -185,6 +189,16 @@ class CpuRenderer:
         mc = self._mouth_c
         around = np.exp(-(((X - mc[0]) / (0.7 * mw)) ** 2 + ((Y - mc[1]) / (0.45 * mw)) ** 2))
         fields["mouth_width"] = (0.26 * mw * np.clip((X - mc[0]) / (0.5 * mw), -1.5, 1.5) * around * H, zero)
+        # Pucker (rounded lips, on top of the narrower width): the lips close in
+        # from above and below over the teeth and the corners come further in,
+        # leaving a small round opening in the middle.
+        p = self.pack.points
+        mid_y = float(p[13][1] + p[14][1]) / 2  # between the inner lips' middles
+        purse = np.exp(-(((X - mc[0]) / (0.65 * mw)) ** 2 + ((Y - mid_y) / (0.45 * mw)) ** 2))
+        corners = np.clip(np.abs(X - mc[0]) / (0.5 * mw), 0, 1.2)
+        shut = max(2.0, 0.3 * float(p[14][1] - p[13][1]))  # how far each lip travels, pixels
+        fields["pucker"] = (-0.12 * mw * np.clip((X - mc[0]) / (0.5 * mw), -1.5, 1.5) * purse * H,
+                            -shut * np.tanh((Y - mid_y) / (0.15 * mw)) * (0.6 + 0.4 * corners) * purse * H)
         basis = np.stack([np.stack(fields[name], axis=-1).ravel() for name in _SMOOTH], axis=1)
         return np.ascontiguousarray(basis, np.float32), (lh, lw)
 
@@ -269,7 +283,8 @@ class CpuRenderer:
         head = self._head
         hh, hw = head.y1 - head.y0, head.x1 - head.x0
         # 1. Smooth fields: one mat-vec at low resolution, then upsample.
-        weights = np.array([getattr(m, name) for name in _SMOOTH], np.float32)
+        pucker = max(0.0, -m.mouth_width)  # rounding purses the lips as well as narrowing them
+        weights = np.array([pucker if name == "pucker" else getattr(m, name) for name in _SMOOTH], np.float32)
         low = (self._smooth_basis @ weights).reshape(*self._low_shape, 2)
         disp = cv2.resize(low, (hw, hh), interpolation=cv2.INTER_LINEAR)
         map_x = self._grid_x - disp[:, :, 0]
@@ -305,16 +320,22 @@ class CpuRenderer:
         rows = slice(mb.y0 - jb.y0, mb.y1 - jb.y0)
         cols = slice(mb.x0 - jb.x0, mb.x1 - jb.x0)
         c_idx = np.arange(cols.start, cols.stop)
-        line = self._lip_line[cols]
-        line_row = self._lip_line_row[cols]
+        # The portrait's column each output column shows (the width and pucker move them sideways).
+        rest_row = self._lip_line_row[cols] + jb.y0 - head.y0
+        # Fading to the column itself at the box's sides, where the jaw field outside the box takes over.
+        edges = np.clip(4 * np.minimum(c_idx - cols.start, cols.stop - 1 - c_idx) / (cols.stop - cols.start), 0, 1)
+        shift = disp[rest_row, c_idx + jb.x0 - head.x0, 0] * edges
+        src = np.clip(np.round(c_idx - shift).astype(int), 0, self._lip_line.size - 1)
+        line = self._lip_line[src]
+        line_row = self._lip_line_row[src]
         smooth_y = disp[line_row + jb.y0 - head.y0, c_idx + jb.x0 - head.x0, 1]
         total = delta + press
         jaw_up, rest_field = self._jaw_up[delta > 0], self._jaw_rest_field[delta > 0]
-        edge_low = line + smooth_y + total * self._jaw_low[line_row, c_idx]
-        edge_up = line + smooth_y + total * jaw_up[np.maximum(line_row - 1, 0), c_idx]
+        edge_low = line + smooth_y + total * self._jaw_low[line_row, src]
+        edge_up = line + smooth_y + total * jaw_up[np.maximum(line_row - 1, 0), src]
         ys = np.arange(mb.y0, mb.y1, dtype=np.float32)[:, None]
         lower = ys >= edge_low
-        field = np.where(lower, self._jaw_low[rows, cols], jaw_up[rows, cols])
+        field = np.where(lower, self._jaw_low[rows][:, src], jaw_up[rows][:, src])
         sub = slice(mb.y0 - head.y0, mb.y1 - head.y0), slice(mb.x0 - head.x0, mb.x1 - head.x0)
         map_y[sub] += delta * (rest_field[rows, cols] - field)
         if press < 0:
@@ -325,9 +346,9 @@ class CpuRenderer:
             amount = min(1.0, -press / 0.1)
             below = np.maximum(ys - edge_low, 0)
             roll = self._lower_lip_h * np.exp(-((below / (3.0 * self._lower_lip_h)) ** 2)) * lower
-            map_y[sub] += amount * 1.5 * roll * self._lip_span[cols][None, :]
+            map_y[sub] += amount * 1.5 * roll * self._lip_span[src][None, :]
         alpha = np.clip(edge_low - ys, 0, 1) * np.clip(ys - edge_up, 0, 1)
-        return _Gap(sub=sub, alpha=alpha.astype(np.float32), edge_up=edge_up, edge_low=edge_low, ys=ys)
+        return _Gap(sub=sub, alpha=alpha.astype(np.float32), edge_up=edge_up, edge_low=edge_low, ys=ys, src=src)
 
     def _paint_mouth(self, warped: np.ndarray, g: _Gap, tongue: float) -> None:
         """The mouth interior between the lips, back to front: the cavity, shaded
@@ -337,8 +358,7 @@ class CpuRenderer:
         lower teeth; the corners in shadow."""
         sub, alpha, edge_up, edge_low, ys = g.sub, g.alpha, g.edge_up, g.edge_low, g.ys
         mw = self._mouth_w
-        cols = slice(sub[1].start + self._head.x0 - self._jaw_box.x0, sub[1].stop + self._head.x0 - self._jaw_box.x0)
-        span, across = self._lip_span[cols], self._lip_across[cols]
+        span, across = self._lip_span[g.src], self._lip_across[g.src]
         gap = np.maximum(edge_low - edge_up, 1e-3)
         t = np.clip((ys - edge_up) / gap, 0, 1)  # 0 at the upper lip, 1 at the lower
         # 1. Cavity: warm at the floor, near black at the back and under the upper lip.
