@@ -291,11 +291,14 @@ class CpuRenderer:
         map_y = self._grid_y - disp[:, :, 1]
         # 2. Jaw: lower face down, lips part along the inner line.
         # Pressing (jaw < 0) lifts the chin only half as far as the lips, so the neck does not stretch.
+        # The jaw's fields are the portrait's, carried along by the head's motion at the mouth (to the
+        # pixel; roll turns the mouth by under a pixel), or the lips part where the face no longer is.
         delta = max(m.jaw, 0.0) + 0.5 * min(m.jaw, 0.0) - self._jaw_rest
-        jb = self._jaw_box
-        jy = slice(jb.y0 - head.y0, jb.y1 - head.y0), slice(jb.x0 - head.x0, jb.x1 - head.x0)
-        map_y[jy] -= delta * self._jaw_rest_field[delta > 0]
-        lips = self._mouth(map_y, disp, delta, 0.5 * min(m.jaw, 0.0))
+        at = np.round(self._mouth_c).astype(int) - (head.x0, head.y0)
+        shift = int(round(float(disp[at[1], at[0], 0]))), int(round(float(disp[at[1], at[0], 1])))
+        target, source = self._placed(self._jaw_box, shift)
+        map_y[target] -= delta * self._jaw_rest_field[delta > 0][source]
+        lips = self._mouth(map_y, disp, delta, 0.5 * min(m.jaw, 0.0), shift)
         # 3. Eyes: lids close, irises look around.
         for eye in self._eyes:
             self._eyelid(eye, map_x, map_y, disp, m)
@@ -310,7 +313,17 @@ class CpuRenderer:
         frame[head.slices] = warped
         return frame
 
-    def _mouth(self, map_y: np.ndarray, disp: np.ndarray, delta: float, press: float) -> _Gap:
+    def _placed(self, box: _Box, shift: tuple[int, int]) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
+        """``box`` moved by ``shift`` (x, y) pixels: (where it lands in the head box, which part of the box
+        lands inside it)."""
+        h, (sx, sy) = self._head, shift
+        y0, y1 = max(box.y0 + sy, h.y0), min(box.y1 + sy, h.y1)
+        x0, x1 = max(box.x0 + sx, h.x0), min(box.x1 + sx, h.x1)
+        return ((slice(y0 - h.y0, y1 - h.y0), slice(x0 - h.x0, x1 - h.x0)),
+                (slice(y0 - sy - box.y0, y1 - sy - box.y0), slice(x0 - sx - box.x0, x1 - sx - box.x0)))
+
+    def _mouth(self, map_y: np.ndarray, disp: np.ndarray, delta: float, press: float,
+               shift: tuple[int, int]) -> _Gap:
         """Re-classify the mouth box into upper lip, lower lip and gap; fix the map there.
 
         ``press`` (<= 0, the negative part of jaw) moves the lower lip further
@@ -320,28 +333,30 @@ class CpuRenderer:
         rows = slice(mb.y0 - jb.y0, mb.y1 - jb.y0)
         cols = slice(mb.x0 - jb.x0, mb.x1 - jb.x0)
         c_idx = np.arange(cols.start, cols.stop)
-        # The portrait's column each output column shows (the width and pucker move them sideways).
-        rest_row = self._lip_line_row[cols] + jb.y0 - head.y0
-        # Fading to the column itself at the box's sides, where the jaw field outside the box takes over.
+        sx, sy = shift  # the mouth box is drawn moved with the head (see render)
+        out_x = c_idx + jb.x0 + sx - head.x0
+        # The portrait's column each output column shows (the width and pucker move them sideways),
+        # fading to the column itself at the box's sides, where the jaw field outside the box takes over.
+        rest_row = self._lip_line_row[cols] + jb.y0 + sy - head.y0
         edges = np.clip(4 * np.minimum(c_idx - cols.start, cols.stop - 1 - c_idx) / (cols.stop - cols.start), 0, 1)
-        shift = disp[rest_row, c_idx + jb.x0 - head.x0, 0] * edges
-        src = np.clip(np.round(c_idx - shift).astype(int), 0, self._lip_line.size - 1)
+        sideways = (disp[rest_row, out_x, 0] - sx) * edges
+        src = np.clip(np.round(c_idx - sideways).astype(int), 0, self._lip_line.size - 1)
         line = self._lip_line[src]
         line_row = self._lip_line_row[src]
-        smooth_y = disp[line_row + jb.y0 - head.y0, c_idx + jb.x0 - head.x0, 1]
+        smooth_y = disp[line_row + jb.y0 + sy - head.y0, out_x, 1]
         total = delta + press
         jaw_up, rest_field = self._jaw_up[delta > 0], self._jaw_rest_field[delta > 0]
         edge_low = line + smooth_y + total * self._jaw_low[line_row, src]
         edge_up = line + smooth_y + total * jaw_up[np.maximum(line_row - 1, 0), src]
-        ys = np.arange(mb.y0, mb.y1, dtype=np.float32)[:, None]
+        ys = np.arange(mb.y0 + sy, mb.y1 + sy, dtype=np.float32)[:, None]
         lower = ys >= edge_low
         field = np.where(lower, self._jaw_low[rows][:, src], jaw_up[rows][:, src])
-        sub = slice(mb.y0 - head.y0, mb.y1 - head.y0), slice(mb.x0 - head.x0, mb.x1 - head.x0)
+        sub = slice(mb.y0 + sy - head.y0, mb.y1 + sy - head.y0), slice(mb.x0 + sx - head.x0, mb.x1 + sx - head.x0)
         map_y[sub] += delta * (rest_field[rows, cols] - field)
         if press < 0:
             # The lower lip rides up over the upper lip's edge and its pale inner part
             # rolls in: a p/b/m reads as shut, to a viewer and to the face mesh.
-            fade = np.clip(1 - (ys - edge_low) / (mb.y1 - edge_low), 0, 1)
+            fade = np.clip(1 - (ys - edge_low) / (mb.y1 + sy - edge_low), 0, 1)
             map_y[sub] -= press * field * (fade * fade * (3 - 2 * fade))
             amount = min(1.0, -press / 0.1)
             below = np.maximum(ys - edge_low, 0)
