@@ -24,6 +24,8 @@ from .labels import Label
 
 __all__ = ["MotionParams", "MotionSynthesizer"]
 
+_PRESS = 0.3  # jaw of a full closure: lips pressed, which is what the face mesh reads as shut
+
 
 @dataclass
 class MotionParams:
@@ -232,12 +234,14 @@ class MotionSynthesizer:
             m.jaw = 0.04 + 0.9 * loudness
             m.mouth_width = self._width((f.brightness - 0.45) * 1.6 * min(1.0, 2 * f.energy))
             return
-        # Loudness still sets how far the jaw opens (syllables are loud), the
-        # viseme how far each sound lets it; a closure shuts the lips however
+        # Loudness sets how far the jaw opens (syllables are loud); the viseme
+        # only nudges it (±5 %), since the face mesh reads the shape from
+        # width, tongue and closure, while a viewer reads the syllables from
+        # an opening that follows the voice. A closure shuts the lips however
         # loud the voice is (an "m" is voiced).
         v = f.viseme
-        opening = loudness * (0.8 + 0.4 * v.open)
-        m.jaw = (0.04 + 0.9 * opening) * (1.0 - v.closure) - 0.25 * v.closure
+        opening = loudness * (0.95 + 0.1 * v.open)
+        m.jaw = (0.04 + 0.9 * opening) * (1.0 - v.closure) - _PRESS * v.closure
         m.mouth_width = self._width(v.width)
         m.tongue = v.tongue * min(1.0, 3.0 * opening)
 

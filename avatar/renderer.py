@@ -10,7 +10,10 @@ that are precomputed once per persona:
   so the lips part instead of stretching; the gap between them is painted
   with a synthesised mouth interior (a cavity shaded darker towards the
   throat, a tongue that rises on "l"/"th", upper and lower teeth); below
-  zero the lips press together, the lower lip rolling in;
+  zero the lips press together, the lower lip rolling in. Closing from an
+  open-mouthed portrait has its own field, so the lips meet along the whole
+  mouth at once; rounding also purses the lips (the pucker field), and the
+  interior is painted at the portrait column each output column shows;
 - the eyelids close by stretching the lid skin down to a moving lid edge,
   computed per frame in two small eye crops.
 
@@ -32,7 +35,7 @@ from .persona import PersonaPack
 
 __all__ = ["CpuRenderer"]
 
-_SMOOTH = ("tx", "ty", "roll", "yaw", "pitch", "smile", "brow", "mouth_width")
+_SMOOTH = ("tx", "ty", "roll", "yaw", "pitch", "smile", "brow", "mouth_width", "pucker")
 _LOW = 4  # smooth fields are stored at 1/_LOW resolution
 _TEETH = np.array([228, 222, 212], np.float32)
 _CAVITY_TOP = np.array([46, 16, 14], np.float32)
@@ -89,6 +92,7 @@ class _Gap:
     edge_up: np.ndarray
     edge_low: np.ndarray
     ys: np.ndarray
+    src: np.ndarray  # per column of ``sub``: the portrait's column it shows, in the jaw box
 
 
 class CpuRenderer:
@@ -185,6 +189,16 @@ class CpuRenderer:
         mc = self._mouth_c
         around = np.exp(-(((X - mc[0]) / (0.7 * mw)) ** 2 + ((Y - mc[1]) / (0.45 * mw)) ** 2))
         fields["mouth_width"] = (0.26 * mw * np.clip((X - mc[0]) / (0.5 * mw), -1.5, 1.5) * around * H, zero)
+        # Pucker (rounded lips, on top of the narrower width): the lips close in
+        # from above and below over the teeth and the corners come further in,
+        # leaving a small round opening in the middle.
+        p = self.pack.points
+        mid_y = float(p[13][1] + p[14][1]) / 2  # between the inner lips' middles
+        purse = np.exp(-(((X - mc[0]) / (0.65 * mw)) ** 2 + ((Y - mid_y) / (0.45 * mw)) ** 2))
+        corners = np.clip(np.abs(X - mc[0]) / (0.5 * mw), 0, 1.2)
+        shut = max(2.0, 0.3 * float(p[14][1] - p[13][1]))  # how far each lip travels, pixels
+        fields["pucker"] = (-0.12 * mw * np.clip((X - mc[0]) / (0.5 * mw), -1.5, 1.5) * purse * H,
+                            -shut * np.tanh((Y - mid_y) / (0.15 * mw)) * (0.6 + 0.4 * corners) * purse * H)
         basis = np.stack([np.stack(fields[name], axis=-1).ravel() for name in _SMOOTH], axis=1)
         return np.ascontiguousarray(basis, np.float32), (lh, lw)
 
@@ -210,24 +224,43 @@ class CpuRenderer:
         low = lat * below * head  # lower face, extended upwards unchanged
         above = np.clip(1 - (line - Y) / (0.25 * fh), 0, 1) ** 2
         up_lip = -0.15 * np.clip(1 - (line - Y) / (0.12 * fh), 0, 1)
-        # Below the line both terms saturate, so the field extends downwards unchanged.
-        up = ((1 - span) * lat * above + span * up_lip) * head
         self._max_open = 0.42 * mw
         self._lower_lip_h = float(max(1.0, p[17][1] - p[14][1]))  # lower lip thickness at the middle
         self._rest_gap = float(max(0.0, np.interp(mc[0], cols, line - upper)))
+        closing = self._closing_span(cols, line - upper, lat) if self._rest_gap >= 0.04 * mw else span
         self._jaw_box = box
         self._jaw_low = (low * self._max_open).astype(np.float32)
-        self._jaw_up = (up * self._max_open).astype(np.float32)
-        self._jaw_rest_field = np.where(Y >= line, self._jaw_low, self._jaw_up).astype(np.float32)
+        # Below the line both terms saturate, so the field extends downwards unchanged.
+        self._jaw_up, self._jaw_rest_field = {}, {}
+        for opening, parts in ((True, span), (False, closing)):
+            up = ((1 - parts) * lat * above + parts * up_lip) * head
+            self._jaw_up[opening] = (up * self._max_open).astype(np.float32)
+            self._jaw_rest_field[opening] = np.where(Y >= line, self._jaw_low, self._jaw_up[opening])
         self._lip_line = line
         self._lip_span = span.astype(np.float32)
         self._lip_across = np.clip(u, -1, 1).astype(np.float32)  # -1 .. 1 from corner to corner
         self._lip_line_row = np.clip(np.round(line - box.y0).astype(int), 0, box.y1 - box.y0 - 1)
         # The band that can change side when the lips move: the mouth box.
-        in_span = np.nonzero(span > 0)[0]
+        in_span = np.nonzero(np.maximum(span, closing) > 0)[0]
         top = int(line.min() - self._rest_gap - 0.15 * self._max_open) - 2
         bottom = int(line.max() + 1.05 * self._max_open) + 3
         self._mouth_box = _Box(int(cols[in_span[0]]), max(box.y0, top), int(cols[in_span[-1]]) + 1, min(box.y1, bottom))
+
+    def _closing_span(self, cols: np.ndarray, gap: np.ndarray, lat: np.ndarray) -> np.ndarray:
+        """How far the lips part per unit of jaw below the portrait's own opening, per column.
+
+        An open-mouthed portrait shows teeth and dark corners out to its outer
+        lip corners, further than the face mesh's inner corners reach, so the
+        lips must meet along the whole mouth at once as the jaw closes: each
+        column closes its own gap (at least a taper from the middle's gap to
+        zero at the outer corners), or teeth and corners stay visible as specks.
+        """
+        p = self.pack.points
+        left, right = p[61][0] - 0.04 * self._mouth_w, p[291][0] + 0.04 * self._mouth_w
+        u = (cols - (left + right) / 2) / (0.5 * (right - left))
+        needed = np.maximum(np.clip(gap, 0, None), self._rest_gap * np.sqrt(np.clip(1 - u**2, 0, 1)))
+        needed[needed < 0.5] = 0.0  # under half a pixel: the lips already meet
+        return np.clip(needed / (self._rest_gap * (lat + 0.15)) * 1.15, 0.0, 1.2)
 
     def _eye(self, upper_idx: tuple[int, ...], lower_idx: tuple[int, ...]) -> _Eye:
         p = self.pack.points
@@ -250,18 +283,22 @@ class CpuRenderer:
         head = self._head
         hh, hw = head.y1 - head.y0, head.x1 - head.x0
         # 1. Smooth fields: one mat-vec at low resolution, then upsample.
-        weights = np.array([getattr(m, name) for name in _SMOOTH], np.float32)
+        pucker = max(0.0, -m.mouth_width)  # rounding purses the lips as well as narrowing them
+        weights = np.array([pucker if name == "pucker" else getattr(m, name) for name in _SMOOTH], np.float32)
         low = (self._smooth_basis @ weights).reshape(*self._low_shape, 2)
         disp = cv2.resize(low, (hw, hh), interpolation=cv2.INTER_LINEAR)
         map_x = self._grid_x - disp[:, :, 0]
         map_y = self._grid_y - disp[:, :, 1]
         # 2. Jaw: lower face down, lips part along the inner line.
         # Pressing (jaw < 0) lifts the chin only half as far as the lips, so the neck does not stretch.
+        # The jaw's fields are the portrait's, carried along by the head's motion at the mouth (to the
+        # pixel; roll turns the mouth by under a pixel), or the lips part where the face no longer is.
         delta = max(m.jaw, 0.0) + 0.5 * min(m.jaw, 0.0) - self._jaw_rest
-        jb = self._jaw_box
-        jy = slice(jb.y0 - head.y0, jb.y1 - head.y0), slice(jb.x0 - head.x0, jb.x1 - head.x0)
-        map_y[jy] -= delta * self._jaw_rest_field
-        lips = self._mouth(map_y, disp, delta, 0.5 * min(m.jaw, 0.0))
+        at = np.round(self._mouth_c).astype(int) - (head.x0, head.y0)
+        shift = int(round(float(disp[at[1], at[0], 0]))), int(round(float(disp[at[1], at[0], 1])))
+        target, source = self._placed(self._jaw_box, shift)
+        map_y[target] -= delta * self._jaw_rest_field[delta > 0][source]
+        lips = self._mouth(map_y, disp, delta, 0.5 * min(m.jaw, 0.0), shift)
         # 3. Eyes: lids close, irises look around.
         for eye in self._eyes:
             self._eyelid(eye, map_x, map_y, disp, m)
@@ -276,7 +313,17 @@ class CpuRenderer:
         frame[head.slices] = warped
         return frame
 
-    def _mouth(self, map_y: np.ndarray, disp: np.ndarray, delta: float, press: float) -> _Gap:
+    def _placed(self, box: _Box, shift: tuple[int, int]) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
+        """``box`` moved by ``shift`` (x, y) pixels: (where it lands in the head box, which part of the box
+        lands inside it)."""
+        h, (sx, sy) = self._head, shift
+        y0, y1 = max(box.y0 + sy, h.y0), min(box.y1 + sy, h.y1)
+        x0, x1 = max(box.x0 + sx, h.x0), min(box.x1 + sx, h.x1)
+        return ((slice(y0 - h.y0, y1 - h.y0), slice(x0 - h.x0, x1 - h.x0)),
+                (slice(y0 - sy - box.y0, y1 - sy - box.y0), slice(x0 - sx - box.x0, x1 - sx - box.x0)))
+
+    def _mouth(self, map_y: np.ndarray, disp: np.ndarray, delta: float, press: float,
+               shift: tuple[int, int]) -> _Gap:
         """Re-classify the mouth box into upper lip, lower lip and gap; fix the map there.
 
         ``press`` (<= 0, the negative part of jaw) moves the lower lip further
@@ -286,28 +333,37 @@ class CpuRenderer:
         rows = slice(mb.y0 - jb.y0, mb.y1 - jb.y0)
         cols = slice(mb.x0 - jb.x0, mb.x1 - jb.x0)
         c_idx = np.arange(cols.start, cols.stop)
-        line = self._lip_line[cols]
-        line_row = self._lip_line_row[cols]
-        smooth_y = disp[line_row + jb.y0 - head.y0, c_idx + jb.x0 - head.x0, 1]
+        sx, sy = shift  # the mouth box is drawn moved with the head (see render)
+        out_x = c_idx + jb.x0 + sx - head.x0
+        # The portrait's column each output column shows (the width and pucker move them sideways),
+        # fading to the column itself at the box's sides, where the jaw field outside the box takes over.
+        rest_row = self._lip_line_row[cols] + jb.y0 + sy - head.y0
+        edges = np.clip(4 * np.minimum(c_idx - cols.start, cols.stop - 1 - c_idx) / (cols.stop - cols.start), 0, 1)
+        sideways = (disp[rest_row, out_x, 0] - sx) * edges
+        src = np.clip(np.round(c_idx - sideways).astype(int), 0, self._lip_line.size - 1)
+        line = self._lip_line[src]
+        line_row = self._lip_line_row[src]
+        smooth_y = disp[line_row + jb.y0 + sy - head.y0, out_x, 1]
         total = delta + press
-        edge_low = line + smooth_y + total * self._jaw_low[line_row, c_idx]
-        edge_up = line + smooth_y + total * self._jaw_up[np.maximum(line_row - 1, 0), c_idx]
-        ys = np.arange(mb.y0, mb.y1, dtype=np.float32)[:, None]
+        jaw_up, rest_field = self._jaw_up[delta > 0], self._jaw_rest_field[delta > 0]
+        edge_low = line + smooth_y + total * self._jaw_low[line_row, src]
+        edge_up = line + smooth_y + total * jaw_up[np.maximum(line_row - 1, 0), src]
+        ys = np.arange(mb.y0 + sy, mb.y1 + sy, dtype=np.float32)[:, None]
         lower = ys >= edge_low
-        field = np.where(lower, self._jaw_low[rows, cols], self._jaw_up[rows, cols])
-        sub = slice(mb.y0 - head.y0, mb.y1 - head.y0), slice(mb.x0 - head.x0, mb.x1 - head.x0)
-        map_y[sub] += delta * (self._jaw_rest_field[rows, cols] - field)
+        field = np.where(lower, self._jaw_low[rows][:, src], jaw_up[rows][:, src])
+        sub = slice(mb.y0 + sy - head.y0, mb.y1 + sy - head.y0), slice(mb.x0 + sx - head.x0, mb.x1 + sx - head.x0)
+        map_y[sub] += delta * (rest_field[rows, cols] - field)
         if press < 0:
             # The lower lip rides up over the upper lip's edge and its pale inner part
             # rolls in: a p/b/m reads as shut, to a viewer and to the face mesh.
-            fade = np.clip(1 - (ys - edge_low) / (mb.y1 - edge_low), 0, 1)
+            fade = np.clip(1 - (ys - edge_low) / (mb.y1 + sy - edge_low), 0, 1)
             map_y[sub] -= press * field * (fade * fade * (3 - 2 * fade))
             amount = min(1.0, -press / 0.1)
             below = np.maximum(ys - edge_low, 0)
             roll = self._lower_lip_h * np.exp(-((below / (3.0 * self._lower_lip_h)) ** 2)) * lower
-            map_y[sub] += amount * 1.5 * roll * self._lip_span[cols][None, :]
+            map_y[sub] += amount * 1.5 * roll * self._lip_span[src][None, :]
         alpha = np.clip(edge_low - ys, 0, 1) * np.clip(ys - edge_up, 0, 1)
-        return _Gap(sub=sub, alpha=alpha.astype(np.float32), edge_up=edge_up, edge_low=edge_low, ys=ys)
+        return _Gap(sub=sub, alpha=alpha.astype(np.float32), edge_up=edge_up, edge_low=edge_low, ys=ys, src=src)
 
     def _paint_mouth(self, warped: np.ndarray, g: _Gap, tongue: float) -> None:
         """The mouth interior between the lips, back to front: the cavity, shaded
@@ -317,8 +373,7 @@ class CpuRenderer:
         lower teeth; the corners in shadow."""
         sub, alpha, edge_up, edge_low, ys = g.sub, g.alpha, g.edge_up, g.edge_low, g.ys
         mw = self._mouth_w
-        cols = slice(sub[1].start + self._head.x0 - self._jaw_box.x0, sub[1].stop + self._head.x0 - self._jaw_box.x0)
-        span, across = self._lip_span[cols], self._lip_across[cols]
+        span, across = self._lip_span[g.src], self._lip_across[g.src]
         gap = np.maximum(edge_low - edge_up, 1e-3)
         t = np.clip((ys - edge_up) / gap, 0, 1)  # 0 at the upper lip, 1 at the lower
         # 1. Cavity: warm at the floor, near black at the back and under the upper lip.

@@ -10,9 +10,11 @@ Speech does not jump between these shapes: neighbours blend (coarticulation).
 and falls off with a raised cosine before and after, and averages the shapes
 by those weights. Lip rounding starts earlier (it spreads over the consonants
 before a rounded vowel, as in "spoon"), and a lip closure is not averaged at
-all: it is a separate channel that reaches 1 over the whole bilabial and
-ramps in ahead of it, so the lips are shut when the sound is made whatever
-the neighbours are.
+all: it is a separate channel that reaches 1 for 40 ms about the bilabial's
+middle (the whole of a short one) and ramps in just ahead of it, so the lips
+are shut when the sound is made whatever the neighbours are. Holding it only
+about the middle keeps the rest of a voiced "m" or "b" open with its
+loudness, as a viewer (and the lip-sync correlation) expects of voiced sound.
 """
 
 from __future__ import annotations
@@ -117,8 +119,9 @@ class VisemeFrame:
 _RAMP_BEFORE = 0.07  # s: a shape starts forming this long before its phoneme
 _RAMP_AFTER = 0.06  # s: and lingers this long after it
 _ROUND_BEFORE = 0.14  # s: rounding is anticipated further
-_CLOSE_BEFORE = 0.04  # s: lips travel to a closure ahead of the sound
-_CLOSE_AFTER = 0.02
+_CLOSE_HOLD = 0.02  # s: the lips stay shut this long either side of a bilabial's middle
+_CLOSE_BEFORE = 0.03  # s: and travel to the closure over this long before
+_CLOSE_AFTER = 0.02  # s: and part over this long after
 
 
 def _raised_cosine(x: np.ndarray) -> np.ndarray:
@@ -166,7 +169,8 @@ class VisemeTrack:
         tongue = float(shaping @ self._tongue) / norm if norm > 0 else 0.0
         round_weight = _plateau(t, self._start, self._end, _ROUND_BEFORE, _RAMP_AFTER)
         width = float(round_weight @ self._width) / (float(round_weight.sum()) + rest) if total > 0 else 0.0
-        closure = _plateau(t, self._start - 0.01, self._end, _CLOSE_BEFORE, _CLOSE_AFTER) * self._closure
+        middle, hold = 0.5 * (self._start + self._end), np.minimum(_CLOSE_HOLD, 0.5 * (self._end - self._start))
+        closure = _plateau(t, middle - hold, middle + hold, _CLOSE_BEFORE, _CLOSE_AFTER) * self._closure
         return VisemeFrame(open=opening, width=width, tongue=tongue, closure=float(closure.max(initial=0.0)))
 
 

@@ -88,6 +88,20 @@ def test_pressed_lips_hide_the_whole_interior(pack: PersonaPack) -> None:
     assert np.abs(pressed[below].astype(int) - closed[below].astype(int)).mean() < 12
 
 
+@pytest.mark.parametrize("pose", [{}, {"yaw": 0.35, "roll": 0.2, "pitch": 0.3}, {"yaw": -0.35, "roll": -0.2},
+                                  {"tx": 0.5, "ty": -0.5}])
+def test_shut_lips_leave_no_dark_specks_at_the_corners(pack: PersonaPack, pose: dict[str, float]) -> None:
+    """A p/b/m on this open-mouthed portrait: the lips meet out to the outer corners, whatever the
+    head's pose, so none of the portrait's dark corner shadows shows there (they were specks)."""
+    frame = CpuRenderer(pack).render(MotionParams(jaw=-0.3, smile=0.09, **pose))
+    p = pack.points
+    width = float(np.linalg.norm(p[61] - p[291]))
+    for corner in (p[61], p[291]):
+        x, y, dx, dy = int(corner[0]), int(corner[1]), int(0.2 * width), int(0.15 * width)
+        around = (slice(y - dy, y + dy), slice(x - dx, x + dx))
+        assert _dark_fraction(frame, around) == 0.0, (pose, corner)
+
+
 def test_blink_closes_the_eyes(pack: PersonaPack) -> None:
     """A full blink hides the dark iris under the lid."""
     renderer = CpuRenderer(pack)

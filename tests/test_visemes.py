@@ -77,12 +77,20 @@ def test_bilabial_closes_fully_between_open_vowels() -> None:
 
 
 def test_closure_and_rounding_are_anticipated() -> None:
-    """Lips start closing before the m and rounding before the 'oo'."""
+    """Lips start closing before the m's middle and rounding before the 'oo'."""
     track = VisemeTrack([PhonemeSpan("a", 0.0, 0.3), PhonemeSpan("m", 0.3, 0.4), PhonemeSpan("t", 0.4, 0.45),
                          PhonemeSpan("uː", 0.45, 0.7)])
-    assert 0.0 < track.at(0.28).closure < 1.0
+    assert 0.0 < track.at(0.315).closure < 1.0
+    assert track.at(0.35).closure == 1.0
     assert track.at(0.42).width < -0.2  # during the t, already rounding for the oo
     assert viseme_of("uː").width < 0 < viseme_of("iː").width
+
+
+def test_a_long_bilabial_is_shut_only_about_its_middle() -> None:
+    """A 160 ms 'm' holds the lips shut for 40 ms about its middle and lets its voiced edges open with the audio."""
+    track = VisemeTrack([PhonemeSpan("a", 0.0, 0.2), PhonemeSpan("m", 0.2, 0.36), PhonemeSpan("a", 0.36, 0.6)])
+    assert track.at(0.26).closure == track.at(0.3).closure == 1.0
+    assert track.at(0.21).closure == 0.0 and track.at(0.35).closure == 0.0
 
 
 def test_pause_rests_and_no_timing_means_no_viseme() -> None:
