@@ -29,6 +29,7 @@ from facetalk.testing.simulated_user import MIC_RATE
 
 from .conftest import CONFIGS, REPO
 from .conversation import join_greeted, scripted_worker
+from .remote_user import read_reply
 from .lipreading import BILABIAL_ANSWER, NOT_RELIABLE_YET, closure_of_an_answer
 from .speech import speak, transcribe, word_error_rate
 
@@ -222,7 +223,7 @@ async def test_a_5_s_network_drop_of_the_user_does_not_end_the_conversation(
         user.send_signal(signal.SIGCONT)
         user.stdin.write("ask\n")
         user.stdin.flush()
-        reply = await asyncio.wait_for(asyncio.to_thread(user.stdout.readline), 120)
+        reply, _ = await asyncio.wait_for(asyncio.to_thread(read_reply, user.stdout), 120)
     finally:
         user.send_signal(signal.SIGCONT)
         user.kill()
