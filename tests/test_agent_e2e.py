@@ -25,7 +25,7 @@ from facetalk.config import load_persona
 from facetalk.eval.mouth import MouthRegion
 from facetalk.livekit_server import LocalLiveKitServer
 from facetalk.testing.scripted_llm import ScriptedLLMServer
-from facetalk.testing.simulated_user import MIC_RATE
+from facetalk.testing.simulated_user import MIC_RATE, SPEECH_RMS
 
 from .conftest import CONFIGS, REPO
 from .conversation import join_greeted, scripted_worker
@@ -35,8 +35,6 @@ from .speech import speak, transcribe, word_error_rate
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
-# Received audio trails the sender by the jitter buffer (about 100 ms here).
-_JITTER_S = 0.1
 QUESTION = "What is your name?"
 NAME_ANSWER = "My name is Astra."
 LONG_ANSWER = (
@@ -114,20 +112,38 @@ async def test_lips_close_on_p_b_m_at_the_receiver(
 async def test_user_talking_over_the_agent_stops_it(
     livekit_server: LocalLiveKitServer, worker: subprocess.Popen[bytes]
 ) -> None:
-    """Talking over a long answer stops agent audio within 500 ms and the avatar listens again."""
+    """Talking over a long answer stops the agent's audio at the user within 0.8 s, it stays quiet
+    while the user talks, and the avatar listens again.
+
+    The bound is measured, end to end, from the first sample of the user's speech to the
+    agent's last audio received. On a quiet machine ``facetalk eval latency`` gives
+    p50 / p90 = 0.25 / 0.39 s; the stages (seen once, from both ends): user to the agent's
+    VAD 0.27 s, of which 0.09 s is the VAD's minimum speech, VAD to the cleared queue 0.02 s,
+    cleared queue to silence at the user 0.21 s (jitter buffer and transport). Beside one CPU
+    burner every stage runs in processes that get about half the two cores they had, so the
+    bound is the quiet p90 doubled. (Before the simulated user stopped synthesising speech on
+    its loop and starving its 40 ms microphone queue, beside one burner it read 0.66-0.69 s.)
+    """
+    story, stop = speak("Tell me a story."), speak("Wait, stop please.")  # not while the user listens
     user = await join_greeted(livekit_server)
     try:
-        await user.say(speak("Tell me a story."))
+        await user.say(story)
         await user.wait_until(lambda: user.agent_label() == "speaking", timeout=30)
         await asyncio.sleep(2.0)  # well into the answer
-        interruption = await user.say(speak("Wait, stop please."))
+        interruption = await user.say(stop)
         await asyncio.sleep(1.5)
     finally:
         await user.leave()
 
     barge_in = interruption.start
-    stopped = user.audio.first_silence(after=barge_in)
-    assert stopped - barge_in <= 0.5 + _JITTER_S, f"agent audio went on for {stopped - barge_in:.2f} s"
+    speaking = user.audio.between(barge_in - 0.5, barge_in)
+    assert len(speaking) and np.abs(speaking).max() > 3 * SPEECH_RMS, (
+        "the agent was not speaking when the user cut in: its answer fell behind (a machine too busy to hold a conversation)"
+    )
+    # Until the user stops talking the agent has nothing new to say: the quiet that runs to
+    # the end of the interruption starts where the answer was stopped.
+    stopped = user.audio.quiet_from(after=barge_in, until=interruption.end)
+    assert stopped - barge_in <= 0.8, f"agent audio went on for {stopped - barge_in:.2f} s"
     states = user.label_changes()
     assert any(t > barge_in and s == "listening" for t, s in states), states
 
