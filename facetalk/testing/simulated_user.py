@@ -229,25 +229,20 @@ class SimulatedUser:
             await stream.aclose()
 
     async def _record_video(self, stream: rtc.VideoStream) -> None:
+        import cv2
+
         try:
             async for event in stream:
                 now = time.monotonic()
-                # Off the loop: 25 conversions a second would delay the microphone and the audio timestamps.
-                small = await asyncio.to_thread(self._shrink, event.frame)
-                self.video.size = (event.frame.width, event.frame.height)
+                frame = event.frame
+                i420 = frame if frame.type == rtc.VideoBufferType.I420 else frame.convert(rtc.VideoBufferType.I420)
+                luma = np.frombuffer(i420.data, dtype=np.uint8)[: frame.width * frame.height]
+                luma = luma.reshape(frame.height, frame.width)
+                self.video.size = (frame.width, frame.height)
                 self.video.times.append(now)
-                self.video.frames.append(small)
+                self.video.frames.append(cv2.resize(luma, (self._keep, self._keep), interpolation=cv2.INTER_AREA))
         finally:
             await stream.aclose()
-
-    def _shrink(self, frame: rtc.VideoFrame) -> np.ndarray:
-        """The frame's luma, ``keep_video_size`` square."""
-        import cv2
-
-        i420 = frame if frame.type == rtc.VideoBufferType.I420 else frame.convert(rtc.VideoBufferType.I420)
-        luma = np.frombuffer(i420.data, dtype=np.uint8)[: frame.width * frame.height]
-        luma = luma.reshape(frame.height, frame.width)
-        return cv2.resize(luma, (self._keep, self._keep), interpolation=cv2.INTER_AREA)
 
     def _on_attributes(self, changed: dict[str, str], participant: rtc.Participant) -> None:
         if participant.identity != self.room.local_participant.identity:
