@@ -10,7 +10,7 @@ client's does, so the agent's VAD sees true end-of-speech silence. Its queue
 holds 200 ms: on a busy machine this process's loop stalls now and then, and a
 shorter queue ran dry in a stall, cutting gaps into the user's speech that the
 agent heard as pauses and that stretched the utterance past its timestamps
-(an answer then looked up to 2 s late). An utterance's start is when its first
+(the likely cause of an answer that once looked 2.3 s late). An utterance's start is when its first
 sample plays, read from the queue, so the longer queue blurs nothing.
 """
 
