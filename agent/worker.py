@@ -10,6 +10,10 @@ pipeline config names:
                                                                │
                                              AvatarPublisher ─▶ room (audio + video)
 
+The avatar half is :class:`facetalk.AvatarSession`, the same class any
+livekit-agents agent uses; with ``avatar.placement: remote`` it is an avatar
+worker that LiveKit dispatches (:mod:`.avatar_dispatch`).
+
 The README's "Architecture" section follows one audio frame through all modules.
 
 The conversation's rules live in ``dialogue/``: the turn settings
@@ -24,10 +28,9 @@ Models load once per process, in :func:`prewarm`, not once per room.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
-import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,13 +48,14 @@ from livekit.agents import (
 from livekit.agents.voice.agent_session import SessionConnectOptions
 from livekit.agents.voice.room_io import AudioInputOptions, RoomOptions
 
-from ..config import PipelineConfig, TTSConfig, WorkerConfig, load_pipeline
-from ..dialogue.avatar_state import AvatarStateDriver
+from ..config import PersonaConfig, PipelineConfig, TTSConfig, WorkerConfig, load_pipeline
 from ..dialogue.persona_agent import PersonaAgent
 from ..dialogue.personas import PersonaChoice
+from ..dialogue.protocol import PERSONA_ATTRIBUTE
 from ..dialogue.turn_policy import AEC_WARMUP_S, MIC_FRAME_MS, turn_handling
 from ..audio import SPEECH_RATE
-from .avatar_output import start_avatar
+from ..avatar_session import AvatarSession
+from .capacity import admit_room, capacity_server
 from .providers import build_llm, build_session_stt, build_stt, build_tts, build_vad, describe
 from .turn_metrics import publish_turn_metrics
 
@@ -61,6 +65,7 @@ __all__ = [
     "PIPELINE_ENV",
     "SpeechModels",
     "WorkerResources",
+    "avatar_for",
     "create_server",
     "entrypoint",
     "prewarm",
@@ -130,6 +135,25 @@ before the user joins (to know an agent is free); a user who never comes must
 not hold the room's place on the worker."""
 
 
+def avatar_for(resources: WorkerResources, user_attributes: Mapping[str, str], persona: PersonaConfig) -> AvatarSession:
+    """The avatar of the pipeline's placement for ``persona``, the one the user was given.
+
+    A remote avatar takes an id: the user's chosen one, unless they got the default.
+    """
+    pipeline = resources.pipeline
+    if pipeline.avatar.placement == "remote":
+        choice = resources.personas
+        chosen = user_attributes.get(PERSONA_ATTRIBUTE, "")
+        return AvatarSession(
+            persona=choice.catalog.default_id if persona is choice.default or not chosen else chosen,
+            placement="remote",
+            agent_name=pipeline.avatar.agent_name,
+            join_timeout=pipeline.avatar.join_timeout_s,
+            idle_after_s=pipeline.turn.idle_after_s,
+        )
+    return AvatarSession(persona=persona, avatar=pipeline.avatar, idle_after_s=pipeline.turn.idle_after_s)
+
+
 def prewarm(proc: JobProcess) -> None:
     """Load configs and models once per job process, before any room arrives."""
     proc.userdata["facetalk"] = WorkerResources.from_env()
@@ -161,14 +185,7 @@ async def entrypoint(ctx: JobContext) -> None:
         conn_options=SessionConnectOptions(llm_conn_options=_LLM_CONN_OPTIONS),
     )
 
-    set_label = await start_avatar(ctx, session, persona, pipeline)
-    states = AvatarStateDriver(idle_after_s=pipeline.turn.idle_after_s, on_label=set_label)
-    states.attach(session)
-
-    async def stop_states() -> None:
-        states.detach(session)
-
-    ctx.add_shutdown_callback(stop_states)
+    await avatar_for(resources, user.attributes, persona).start(session, room=ctx.room)
     publish_turn_metrics(ctx, session)
     # One conversation per room: when the user leaves, the room is deleted, the
     # job ends and its memory is freed; a user who comes back gets a new room,
@@ -185,64 +202,22 @@ async def entrypoint(ctx: JobContext) -> None:
     )
 
 
-# LiveKit's server dispatches a room only to workers whose reported load is
-# below its target load (``agents.target_load``, 0.7 by default).
-_SERVER_TARGET_LOAD = 0.7
-
-
-@dataclass
-class _RoomsLoad:
-    """The worker's load as rooms in use / ``max_rooms``; logs when it fills up and frees again."""
-
-    max_rooms: int
-    full: bool = False
-
-    def __call__(self, server: AgentServer) -> float:
-        rooms = len(server.active_jobs)
-        if (rooms >= self.max_rooms) != self.full:
-            self.full = not self.full
-            if self.full:
-                logger.warning(
-                    "all %d rooms in use: LiveKit sends new rooms to other workers, and if none "
-                    "is free 'facetalk web' tells users that all avatars are busy",
-                    self.max_rooms,
-                )
-            else:
-                logger.info("a room is free again (%d of %d in use)", rooms, self.max_rooms)
-        return _SERVER_TARGET_LOAD * rooms / self.max_rooms
-
-
 def create_server(config: WorkerConfig) -> AgentServer:
     """An ``AgentServer`` running :func:`entrypoint`, keys from ``LIVEKIT_*``.
 
-    With ``max_rooms``, load is the share of rooms in use, scaled so that the
-    worker reads as full to the LiveKit server exactly at ``max_rooms``. The
-    worker's own threshold is then infinite: livekit-agents would otherwise
-    count each room it is still launching as a whole threshold's worth of
-    load and refuse users who join at the same moment.
+    With ``max_rooms``, load is the share of rooms in use and each room is
+    admitted only below ``max_rooms`` (:mod:`.capacity`); None leaves
+    livekit-agents' own CPU-based load.
     """
-    capacity = {}
-    if config.max_rooms is not None:
-        capacity = {"load_fnc": _RoomsLoad(config.max_rooms), "load_threshold": math.inf}
-    server = AgentServer(
+    server, rooms = capacity_server(
+        config,
         setup_fnc=prewarm,
-        initialize_process_timeout=60.0,
-        num_idle_processes=config.num_idle_processes,
-        port=config.http_port,
-        drain_timeout=config.drain_timeout_s,
-        **capacity,
+        when_full="LiveKit sends new rooms to other workers, and if none is free "
+        "'facetalk web' tells users that all avatars are busy",
     )
-    admit = None if config.max_rooms is None else functools.partial(_admit_within, server, config.max_rooms)
+
+    async def admit(request: JobRequest) -> None:
+        await admit_room(rooms, server, request)
+
     server.rtc_session(entrypoint, on_request=admit)
     return server
-
-
-async def _admit_within(server: AgentServer, max_rooms: int, request: JobRequest) -> None:
-    """Accept a room only below ``max_rooms``: the LiveKit server may still offer one to a
-    worker that reported itself full (its load report is periodic), and an agent that
-    joined anyway would make every room on the worker slow."""
-    if len(server.active_jobs) >= max_rooms:
-        logger.warning("refusing room %s: all %d rooms in use", request.room.name, max_rooms)
-        await request.reject()
-        return
-    await request.accept()

@@ -10,6 +10,10 @@ Point the pipeline at it::
 and run the worker from the repository root (so ``examples`` is importable):
 ``facetalk agent dev --pipeline my-pipeline.yaml``.
 
+Or try it in one step, from the repository root: ``python -m examples.custom_llm``
+starts a local server and a worker with this LLM, says "What is your name?"
+and prints the parrot's answer (see :mod:`examples.talk_in_a_room`).
+
 A custom LLM subclasses ``livekit.agents.llm.LLM`` and returns an
 ``LLMStream`` whose ``_run`` sends ``ChatChunk``s. livekit-agents does the
 rest: sentence streaming to TTS, interruption, metrics. Replace the body of
@@ -57,3 +61,14 @@ class ParrotStream(llm.LLMStream):
             self._event_ch.send_nowait(
                 ChatChunk(id=request_id, delta=ChoiceDelta(role="assistant", content=piece))
             )
+
+
+def main() -> None:
+    from examples.talk_in_a_room import run, speech_to_say
+
+    llm = {"provider": "custom", "class_path": "examples.custom_llm:ParrotLLM", "options": {"prefix": "You said"}}
+    run(llm, speech_to_say("What is your name?", None))
+
+
+if __name__ == "__main__":
+    main()

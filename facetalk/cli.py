@@ -185,20 +185,32 @@ def _serve_until_interrupted(service: _HTTPService, what: str) -> None:
         asyncio.run(serve())
 
 
-@app.command("avatar-server")
+@app.command(
+    "avatar-worker",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
 @reports_errors
-def avatar_server(
-    persona: PersonaOption = DEFAULT_PERSONA,
+def avatar_worker(
+    ctx: typer.Context,
+    personas: Annotated[Path, typer.Option(help="Folder of the persona YAMLs agents may ask for.")] = DEFAULT_PERSONA.parent,
     pipeline: PipelineOption = DEFAULT_PIPELINE,
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="HTTP port for POST /launch.")] = 8089,
 ) -> None:
-    """Serve avatars for workers elsewhere (pipeline avatar.placement: remote)."""
-    from .agent.remote_avatar import AvatarServer
-    from .config import load_persona, load_pipeline
+    """Serve remote avatars: 'facetalk avatar-worker dev|start' (livekit-agents' CLI), dispatched by LiveKit
+    to agents with avatar.placement: remote."""
+    from .agent.remote_avatar import run_avatar_worker_cli
 
-    server = AvatarServer(load_persona(persona), load_pipeline(pipeline).avatar, host=host, port=port)
-    _serve_until_interrupted(server, "avatar server")
+    run_avatar_worker_cli(personas, pipeline, ctx.args or ["--help"])
+
+
+@app.command("avatar-server", hidden=True)
+@reports_errors
+def avatar_server() -> None:
+    """Gone: replaced by 'facetalk avatar-worker'."""
+    raise FaceTalkError(
+        "'facetalk avatar-server' is gone: remote avatars are now livekit-agents workers dispatched by LiveKit",
+        hint="run 'facetalk avatar-worker start --personas DIR' on the avatar machine, and delete "
+        "avatar.remote_url from the agent's pipeline",
+    )
 
 
 @app.command("web")

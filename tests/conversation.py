@@ -9,12 +9,17 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from facetalk.config import load_persona
+from facetalk.eval.mouth import MouthRegion
 from facetalk.livekit_server import LocalLiveKitServer
+from facetalk.resources import PACKAGED_CONFIGS
 from facetalk.testing.local_stack import running_worker
 from facetalk.testing.scripted_llm import ScriptedLLMServer
-from facetalk.testing.simulated_user import SimulatedUser
+from facetalk.testing.simulated_user import SimulatedUser, Utterance
 
-__all__ = ["agent_said", "join_greeted", "scripted_worker"]
+from .speech import transcribe, word_error_rate
+
+__all__ = ["agent_said", "assert_lip_synced_answer", "join_greeted", "scripted_worker"]
 
 
 @contextlib.contextmanager
@@ -41,3 +46,15 @@ def agent_said(user: SimulatedUser, after: float) -> str:
     return " ".join(
         text for t, who, text, final in user.transcripts if t > after and who != "person" and final
     ).lower()
+
+
+def assert_lip_synced_answer(user: SimulatedUser, asked: Utterance, expected: str) -> None:
+    """The user heard ``expected`` after asking (one word in four may be off: tiny.en hears "Astra"
+    as "Aster"), and the avatar's mouth moved while it answered far more than while the user asked."""
+    start, end = user.audio.loud_span(after=asked.end)
+    answer = transcribe(user.audio.between(start - 0.2, end + 0.2))
+    assert word_error_rate(expected, answer) <= 0.25, answer
+    mouth = MouthRegion.for_persona(load_persona(PACKAGED_CONFIGS / "persona.yaml"), user.video)
+    while_agent_speaks = mouth.motion(user.video, start + 0.3, end - 0.3)
+    while_user_speaks = mouth.motion(user.video, asked.start + 0.3, asked.end - 0.1)
+    assert while_agent_speaks > 3 * max(while_user_speaks, 0.2), (while_agent_speaks, while_user_speaks)

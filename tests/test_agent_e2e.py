@@ -21,16 +21,14 @@ import pytest
 import pytest_asyncio
 from livekit import api, rtc
 
-from facetalk.config import load_persona
-from facetalk.eval.mouth import MouthRegion
 from facetalk.livekit_server import LocalLiveKitServer
 from facetalk.testing.scripted_llm import ScriptedLLMServer
 from facetalk.testing.simulated_user import MIC_RATE, SPEECH_RMS
 
-from .conftest import CONFIGS, REPO
-from .conversation import join_greeted, scripted_worker
-from .remote_user import read_reply
+from .conftest import REPO
+from .conversation import assert_lip_synced_answer, join_greeted, scripted_worker
 from .lipreading import BILABIAL_ANSWER, NOT_RELIABLE_YET, closure_of_an_answer
+from .remote_user import read_reply
 from .speech import speak, transcribe, word_error_rate
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
@@ -88,15 +86,7 @@ async def test_agent_hears_answers_and_animates(
     assert heard, "the agent published no final transcript of the user"
     assert word_error_rate(QUESTION, heard[-1]) <= 0.2, heard
 
-    start, end = user.audio.loud_span(after=asked.end)
-    answer = transcribe(user.audio.between(start - 0.2, end + 0.2))
-    # tiny.en sometimes hears the name as "Aster": allow one word in four off.
-    assert word_error_rate(NAME_ANSWER, answer) <= 0.25, answer
-
-    mouth = MouthRegion.for_persona(load_persona(CONFIGS / "persona.yaml"), user.video)
-    while_agent_speaks = mouth.motion(user.video, start + 0.3, end - 0.3)
-    while_user_speaks = mouth.motion(user.video, asked.start + 0.3, asked.end - 0.1)
-    assert while_agent_speaks > 3 * max(while_user_speaks, 0.2), (while_agent_speaks, while_user_speaks)
+    assert_lip_synced_answer(user, asked, NAME_ANSWER)
 
 
 @NOT_RELIABLE_YET

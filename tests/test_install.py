@@ -136,6 +136,11 @@ def test_defaults_come_from_the_package_outside_a_project(installed: Installatio
         assert path.is_file() and path.is_relative_to(site_packages), (key, path)
 
 
+def test_the_avatar_plugin_imports_from_the_core_install(installed: Installation) -> None:
+    """``facetalk.AvatarSession``, what a livekit-agents agent adds, needs no extra."""
+    installed.run("python", "-c", "import facetalk; facetalk.AvatarSession", cwd=installed.root)
+
+
 def test_persona_prepare_on_the_bundled_portrait(installed: Installation) -> None:
     """The face-mesh model comes from the user cache and the bundled portrait becomes a persona pack."""
     installed.run("facetalk", "models", "fetch", cwd=installed.root)

@@ -1,7 +1,8 @@
 """The avatar on another machine: a separate participant publishing on the agent's behalf.
 
-Here the "other machine" is an ``AvatarServer`` on loopback; the worker runs
-with ``avatar.placement: remote`` and sends its TTS audio over data streams.
+Here the "other machine" is a ``facetalk avatar-worker`` on loopback, which
+LiveKit dispatches when the agent's worker (``avatar.placement: remote``) asks
+for an avatar; the agent sends its TTS audio over data streams.
 """
 
 from __future__ import annotations
@@ -13,17 +14,16 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import pytest_asyncio
 
-from facetalk.agent.remote_avatar import AvatarServer
-from facetalk.agent.remote_avatar_client import avatar_identity
-from facetalk.config import load_persona, load_pipeline
-from facetalk.eval.mouth import MouthRegion
+from facetalk.agent.avatar_dispatch import avatar_identity
 from facetalk.livekit_server import LocalLiveKitServer
+from facetalk.testing.local_stack import running_avatar_worker
 from facetalk.testing.scripted_llm import ScriptedLLMServer
 from facetalk.testing.simulated_user import SimulatedUser
 
-from .conftest import CONFIGS, running_worker
+from .conftest import running_worker
+from .conversation import assert_lip_synced_answer
 from .lipreading import BILABIAL_ANSWER, NOT_RELIABLE_YET, closure_of_an_answer
-from .speech import speak, transcribe, word_error_rate
+from .speech import speak
 
 NAME_ANSWER = "My name is Astra."
 
@@ -36,26 +36,26 @@ async def scripted_llm() -> AsyncIterator[ScriptedLLMServer]:
         yield server
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def avatar_server() -> AsyncIterator[AvatarServer]:
-    server = AvatarServer(
-        load_persona(CONFIGS / "persona.yaml"), load_pipeline(CONFIGS / "pipeline.yaml").avatar, port=0
-    )
-    await server.start()
-    yield server
-    await server.aclose()
+@pytest.fixture(scope="module")
+def avatar_worker(
+    livekit_server: LocalLiveKitServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """One avatar worker under an agent name of its own; yields that name."""
+    agent_name = f"facetalk-avatar-{uuid.uuid4().hex[:8]}"
+    with running_avatar_worker(livekit_server, agent_name, tmp_path_factory.mktemp("avatar"), max_rooms=2):
+        yield agent_name
 
 
 @pytest.fixture(scope="module")
 def remote_worker(
     livekit_server: LocalLiveKitServer,
     scripted_llm: ScriptedLLMServer,
-    avatar_server: AvatarServer,
+    avatar_worker: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[subprocess.Popen[bytes]]:
     pipeline = {
         "llm": scripted_llm.llm_section(),
-        "avatar": {"placement": "remote", "remote_url": avatar_server.url},
+        "avatar": {"placement": "remote", "agent_name": avatar_worker},
     }
     with running_worker(livekit_server, pipeline, tmp_path_factory.mktemp("worker")) as process:
         yield process
@@ -78,13 +78,7 @@ async def test_remote_avatar_speaks_for_the_agent(
     finally:
         await user.leave()
 
-    start, end = user.audio.loud_span(after=asked.end)
-    answer = transcribe(user.audio.between(start - 0.2, end + 0.2))
-    assert word_error_rate(NAME_ANSWER, answer) <= 0.25, answer  # tiny.en may hear "Aster"
-    mouth = MouthRegion.for_persona(load_persona(CONFIGS / "persona.yaml"), user.video)
-    while_agent_speaks = mouth.motion(user.video, start + 0.3, end - 0.3)
-    while_user_speaks = mouth.motion(user.video, asked.start + 0.3, asked.end - 0.1)
-    assert while_agent_speaks > 3 * max(while_user_speaks, 0.2), (while_agent_speaks, while_user_speaks)
+    assert_lip_synced_answer(user, asked, NAME_ANSWER)
 
 
 @NOT_RELIABLE_YET

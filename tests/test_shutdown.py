@@ -141,18 +141,10 @@ def test_server_run_stops_livekit_and_frees_its_port(start: Start, sig: signal.S
     _stop_and_check(process, sig, ports=[port], log=log, bound_s=_EXIT_BOUND_S)
 
 
-@pytest.mark.parametrize(
-    "command",
-    [
-        ["web", "--personas", str(CONFIGS)],
-        ["avatar-server", "--persona", str(CONFIGS / "persona.yaml")],
-    ],
-    ids=["web", "avatar-server"],
-)
-def test_http_services_stop_on_sigterm(start: Start, command: list[str]) -> None:
-    """`facetalk web` and `facetalk avatar-server` close their listener and exit 0 on SIGTERM."""
+def test_web_stops_on_sigterm(start: Start) -> None:
+    """`facetalk web` closes its listener and exits 0 on SIGTERM."""
     port = free_port()
-    process, log = start([*command, "--port", str(port)])
+    process, log = start(["web", "--personas", str(CONFIGS), "--port", str(port)])
     _wait_for(_answers(f"http://127.0.0.1:{port}/"), process, log, timeout_s=_START_BOUND_S)
     _stop_and_check(process, signal.SIGTERM, ports=[port], log=log, bound_s=_EXIT_BOUND_S)
 

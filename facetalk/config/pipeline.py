@@ -133,10 +133,18 @@ class AvatarConfig(_Strict):
     engine: Literal["cpu", "diffusion"] = "cpu"
     resolution: Literal[384, 512] = 512
     fps: int = Field(default=25, ge=1, le=60)
-    placement: Literal["in-process", "remote"] = "in-process"
-    remote_url: str | None = Field(
-        default=None,
-        description="The avatar server ('facetalk avatar-server') when placement is remote.",
+    placement: Literal["in-process", "remote"] = Field(
+        default="in-process",
+        description="in-process: rendered in the agent's worker; remote: by an avatar worker "
+        "('facetalk avatar-worker'), dispatched by LiveKit.",
+    )
+    agent_name: str = Field(
+        default="facetalk-avatar", min_length=1,
+        description="Remote: the agent name the avatar workers register under.",
+    )
+    join_timeout_s: float = Field(
+        default=30.0, gt=0, le=600,
+        description="Remote: how long the agent waits for its avatar before it talks without video.",
     )
     checkpoint: Path | None = Field(
         default=None, description="Diffusion checkpoint folder; the bundled one when unset."
@@ -166,11 +174,15 @@ class AvatarConfig(_Strict):
             raise ValueError(f"checkpoint folder not found: {path}")
         return path
 
-    @model_validator(mode="after")
-    def _remote_needs_url(self) -> AvatarConfig:
-        if self.placement == "remote" and not self.remote_url:
-            raise ValueError("placement 'remote' needs remote_url, e.g. http://gpu-box:8089")
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _remote_url_is_gone(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "remote_url" in data:
+            raise ValueError(
+                "remote_url is gone: remote avatars are dispatched by LiveKit; delete it, and run "
+                "'facetalk avatar-worker start' on the GPU machine (same LiveKit server and keys)"
+            )
+        return data
 
 
 class TurnConfig(_Strict):

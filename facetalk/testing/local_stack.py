@@ -1,6 +1,7 @@
 """Run the worker as users run it, beside a local server, for tests and evaluations.
 
-:func:`running_worker` starts ``facetalk agent start`` in a child process with
+:func:`running_worker` starts ``facetalk agent start`` (and
+:func:`running_avatar_worker` ``facetalk avatar-worker start``) in a child process with
 a pipeline derived from a base file, waits until it has registered with the
 LiveKit server (a room created before that would never get an agent), and
 always stops it. :func:`local_stack` adds the LiveKit server and, if asked
@@ -26,7 +27,7 @@ from ..resources import PACKAGED_CONFIGS
 from ..shutdown import child_process_options
 from .scripted_llm import ScriptedLLMServer
 
-__all__ = ["SCRIPTED_ANSWERS", "local_stack", "running_worker"]
+__all__ = ["SCRIPTED_ANSWERS", "local_stack", "running_avatar_worker", "running_process", "running_worker"]
 
 _CONFIGS = PACKAGED_CONFIGS
 
@@ -57,25 +58,68 @@ def running_worker(
     stops rooms from being dispatched, and it picks a free health port. Its log is in ``folder/worker.log`` and, with
     ``show_log``, printed when it stops, so a failing test shows it.
     """
+    pipeline_path = _write_pipeline(pipeline, folder, base_pipeline, max_rooms=8)
+    command = ["agent", "--persona", str(persona), "--pipeline", str(pipeline_path), "start"]
+    with running_process(server, ["-m", "facetalk", *command], folder / "worker.log", show_log=show_log) as process:
+        yield process
+
+
+@contextlib.contextmanager
+def running_avatar_worker(
+    server: LocalLiveKitServer,
+    agent_name: str,
+    folder: Path,
+    *,
+    max_rooms: int = 1,
+    personas: Path = _CONFIGS,
+    base_pipeline: Path = _CONFIGS / "pipeline.yaml",
+    show_log: bool = True,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``facetalk avatar-worker start`` registered as ``agent_name``, serving ``max_rooms`` avatars.
+
+    Its log is ``folder/avatar-worker.log``; it is running once registered with ``server``.
+    """
+    pipeline_path = _write_pipeline({"avatar": {"agent_name": agent_name}}, folder, base_pipeline, max_rooms=max_rooms)
+    command = ["avatar-worker", "--personas", str(personas), "--pipeline", str(pipeline_path), "start"]
+    log = folder / "avatar-worker.log"
+    with running_process(server, ["-m", "facetalk", *command], log, show_log=show_log) as process:
+        yield process
+
+
+def _write_pipeline(pipeline: dict[str, Any], folder: Path, base_pipeline: Path, *, max_rooms: int) -> Path:
+    """``pipeline`` merged one level deep over ``base_pipeline``, with a test worker section, in ``folder``."""
     config = yaml.safe_load(base_pipeline.read_text())
-    config["worker"] = {"max_rooms": 8, "num_idle_processes": 1, "http_port": 0}
+    config["worker"] = {"max_rooms": max_rooms, "num_idle_processes": 1, "http_port": 0}
     for section, values in pipeline.items():
         replace = section == "llm" or not isinstance(values, dict)
         config[section] = values if replace else {**config.get(section, {}), **values}
     folder.mkdir(parents=True, exist_ok=True)
     pipeline_path = folder / "pipeline.yaml"
     pipeline_path.write_text(yaml.safe_dump(config))
-    log_path = folder / "worker.log"
+    return pipeline_path
+
+
+@contextlib.contextmanager
+def running_process(
+    server: LocalLiveKitServer,
+    python_args: list[str],
+    log_path: Path,
+    *,
+    env: dict[str, str] | None = None,
+    show_log: bool = True,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A livekit-agents worker, ``python <python_args>``, on ``server``'s keys (and ``env``),
+    yielded once registered; always stopped, its log printed with ``show_log``."""
     env = {
         **os.environ,
         "LIVEKIT_URL": server.url,
         "LIVEKIT_API_KEY": server.api_key,
         "LIVEKIT_API_SECRET": server.api_secret,
+        **(env or {}),
     }
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "facetalk", "agent", "--persona", str(persona),
-             "--pipeline", str(pipeline_path), "start"],
+            [sys.executable, *python_args],
             env=env, stdout=log, stderr=subprocess.STDOUT, **child_process_options(),
         )  # fmt: skip
         try:
@@ -89,7 +133,7 @@ def running_worker(
                 process.kill()
                 process.wait()
             if show_log:
-                print(f"--- worker log ({log_path}) ---")
+                print(f"--- {log_path.name} ---")
                 print(log_path.read_text(errors="replace")[-6000:])
 
 
