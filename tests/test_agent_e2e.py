@@ -112,9 +112,10 @@ async def test_user_talking_over_the_agent_stops_it(
     speech), VAD to the cleared queue 0.02 s, cleared queue to silence at the user 0.21 s
     (transport and jitter buffer). Each stage is a process waiting for its share of the CPU:
     beside one burner it read 0.66-0.69 s, and on this 2-core VM shared five ways (load 7-10)
-    0.82-1.18 s (5 runs). The bound is that worst reading plus a quarter. The interruption has no
-    pause in it (piper pauses 0.29 s after "Wait," which is an end of speech to the VAD, and
-    the agent then answered in the middle of it), and it lasts 2.5 s, longer than the bound.
+    0.82-1.18 s (five runs, three with the old "Wait, stop please."). The bound is that worst
+    reading plus a quarter. The interruption has no pause in it (piper pauses 0.29 s after
+    "Wait,", longer than the VAD's 0.25 s end of speech, so the turn could end there and the
+    agent answer into the rest), and it lasts 2.5 s, longer than the bound.
     """
     story, stop = speak("Tell me a story."), speak("Wait stop please I have another question.")
     user = await join_greeted(livekit_server)
