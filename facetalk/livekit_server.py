@@ -161,9 +161,12 @@ class LocalLiveKitServer(StartStopContext):
     """A ``livekit-server --dev`` on loopback, on free ports unless given.
 
     Use as a context manager; the process is always stopped on exit. Its log
-    goes to ``log_path`` so a failed start can be explained.
+    goes to ``log_path`` so a failed start can be explained. ``host`` is the
+    one address it binds and announces to clients (its ICE candidates): another
+    local address than loopback lets a client in a network namespace reach it.
     """
 
+    host: str = "127.0.0.1"
     port: int = field(default_factory=free_port)
     rtc_tcp_port: int = field(default_factory=free_port)
     udp_ports: tuple[int, int] = field(default_factory=lambda: _free_udp_range(20))
@@ -177,11 +180,11 @@ class LocalLiveKitServer(StartStopContext):
 
     @property
     def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
+        return f"ws://{self.host}:{self.port}"
 
     @property
     def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def _config_body(self) -> str:
         start, end = self.udp_ports
@@ -201,8 +204,8 @@ class LocalLiveKitServer(StartStopContext):
             args=[
                 str(self.binary),
                 "--dev",
-                "--bind", "127.0.0.1",
-                "--node-ip", "127.0.0.1",
+                "--bind", self.host,
+                "--node-ip", self.host,
                 "--config-body", self._config_body(),
             ],  # fmt: skip
             ready_url=self.http_url,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import wave
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 from facetalk.livekit_server import LocalLiveKitServer, free_port
 from facetalk.process import ServiceProcess
 
-__all__ = ["CHROMIUM", "CHROMIUM_FLAGS", "running_facetalk_web"]
+__all__ = ["CHROMIUM", "CHROMIUM_FLAGS", "quiet_microphone", "running_facetalk_web"]
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = [
@@ -21,6 +22,17 @@ CHROMIUM_FLAGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--use-fake-device-for-media-stream", "--autoplay-policy=no-user-gesture-required",
 ]  # fmt: skip
+
+
+def quiet_microphone(folder: Path) -> list[str]:
+    """Chromium flags for a silent fake microphone: its default one beeps, which interrupts the agent."""
+    quiet = folder / "quiet.wav"
+    with wave.open(str(quiet), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(16_000)
+        wav.writeframes(bytes(2 * 16_000))
+    return ["--use-fake-ui-for-media-stream", f"--use-file-for-fake-audio-capture={quiet}"]
 
 
 @contextlib.contextmanager

@@ -13,7 +13,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
-import wave
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from playwright.async_api import async_playwright, expect
 
 from facetalk.livekit_server import LocalLiveKitServer
 
-from .browser import CHROMIUM, CHROMIUM_FLAGS, running_facetalk_web
+from .browser import CHROMIUM, CHROMIUM_FLAGS, quiet_microphone, running_facetalk_web
 from .conftest import CONFIGS, running_worker
 
 pytestmark = [
@@ -50,16 +49,9 @@ async def test_worker_killed_mid_answer_ends_the_call_with_a_message_and_a_rejoi
 ) -> None:
     """SIGKILL the worker while its avatar speaks: within 10 s the page says the avatar stopped
     responding and is back in the lobby; joining again brings a moving avatar from the other worker."""
-    quiet = tmp_path / "quiet.wav"  # Chromium's default fake microphone beeps, which interrupts the agent
-    with wave.open(str(quiet), "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(16_000)
-        wav.writeframes(bytes(2 * 16_000))
     async with async_playwright() as driver:
         browser = await driver.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=[*CHROMIUM_FLAGS, "--use-fake-ui-for-media-stream", f"--use-file-for-fake-audio-capture={quiet}"],
+            executable_path=str(CHROMIUM), args=[*CHROMIUM_FLAGS, *quiet_microphone(tmp_path)]
         )
         try:
             page = await browser.new_page()

@@ -72,13 +72,22 @@ def test_every_figure_is_present_and_plausible(report: dict) -> None:
 
 
 def test_user_side_figures_agree_with_the_agents_stages(report: dict) -> None:
-    """The user hears the answer after the agent's stages, and soon after the agent starts it."""
+    """The user hears the answer after the agent's stages, and soon after the agent starts it.
+
+    "Soon" is the two legs between the user and the agent (``to_agent`` + ``to_user``), within
+    1.5 s. On a quiet machine they take 0.19 + 0.09 s (p50; at most 0.22 + 0.11 s, in
+    docs/latency-report); beside one burner with the machine at a load of 10 on its two cores,
+    up to 0.59 + 0.55 s; the bound adds 40 % to that. A check once read 2.3 s over the old 1 s
+    bound, most likely from the simulated user's old 40 ms microphone queue: it ran dry in each
+    stall of the user's loop, stretching the utterance past its timestamps and ``to_agent`` by
+    as much (fixed in ``SimulatedUser``; its old report is gone, so this is not proven).
+    """
     for turn in report["turns"]:
         stages = turn["stages_ms"]
         if turn["response_ms"] is None or "e2e_latency" not in stages:
             continue
         assert turn["response_ms"] >= stages["llm_node_ttft"] + stages["tts_node_ttfb"]
-        assert stages["e2e_latency"] - 150 <= turn["response_ms"] <= stages["e2e_latency"] + 1000
+        assert stages["e2e_latency"] - 150 <= turn["response_ms"] <= stages["e2e_latency"] + 1500, stages
         assert turn["avatar_ms"] is not None and turn["avatar_ms"] >= turn["response_ms"] - 200
 
 

@@ -6,7 +6,12 @@ here is ``time.monotonic()`` in this process, taken when audio or video has
 been *received and decoded*, never from the agent's logs.
 
 The microphone track always flows (silence between utterances), as a real
-client's does, so the agent's VAD sees true end-of-speech silence.
+client's does, so the agent's VAD sees true end-of-speech silence. Its queue
+holds 200 ms: on a busy machine this process's loop stalls now and then, and a
+shorter queue ran dry in a stall, cutting gaps into the user's speech that the
+agent heard as pauses and that stretched the utterance past its timestamps
+(the likely cause of an answer that once looked 2.3 s late). An utterance's start is when its first
+sample plays, read from the queue, so the longer queue blurs nothing.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ __all__ = ["ReceivedAudio", "ReceivedVideo", "SimulatedUser", "Utterance"]
 
 MIC_RATE = 48_000
 _CHUNK = MIC_RATE // 100  # 10 ms
-_MIC_QUEUE_MS = 40
+_MIC_QUEUE_MS = 200
 SPEECH_RMS = 300.0
 """RMS level (int16) above which received audio counts as speech; piper speaks at ~3000."""
 
@@ -72,6 +77,24 @@ class ReceivedAudio:
             raise ValueError(f"no agent speech received after t={after:.3f}")
         return float(loud[0]), float(loud[-1])
 
+    def quiet_from(self, after: float, until: float) -> float:
+        """Arrival of the first chunk of the quiet that lasts from some time after ``after`` to ``until``.
+
+        Unlike :meth:`first_silence`, a short gap in speech that goes on (a TTS that
+        falls behind on a busy machine) is not taken for its end.
+        """
+        times, levels = self.rms()
+        window = (times > after) & (times <= until)
+        loud = np.flatnonzero(window & (levels > SPEECH_RMS))
+        later = np.flatnonzero(window)
+        if not len(later):
+            raise ValueError(f"no agent audio received between t={after:.3f} and t={until:.3f}")
+        if not len(loud):
+            return float(times[later[0]])
+        if loud[-1] == later[-1]:
+            raise ValueError(f"agent audio was still loud at t={until:.3f}")
+        return float(times[loud[-1] + 1])
+
     def first_silence(self, after: float, hold_s: float = 0.3) -> float:
         """Arrival of the first chunk after ``after`` that starts ``hold_s`` of quiet."""
         times, levels = self.rms()
@@ -104,8 +127,7 @@ class SimulatedUser:
         self.joined_at = 0.0
         self.room_name = ""
         self._keep = keep_video_size
-        # A short queue: with the default (1 s) the always-flowing silence would
-        # delay every utterance by a second and blur its timestamps.
+        # Long enough to ride out this loop's stalls; see the module docstring.
         self._mic = rtc.AudioSource(MIC_RATE, 1, queue_size_ms=_MIC_QUEUE_MS)
         self._speech: asyncio.Queue[tuple[np.ndarray, asyncio.Future[Utterance]]] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -181,12 +203,13 @@ class SimulatedUser:
             except asyncio.QueueEmpty:
                 await self._mic.capture_frame(rtc.AudioFrame(silence.tobytes(), MIC_RATE, 1, _CHUNK))
                 continue
-            # It plays after what is already queued.
-            start = time.monotonic() + _MIC_QUEUE_MS / 1000
             padded = np.concatenate([samples, np.zeros(-len(samples) % _CHUNK, dtype=np.int16)])
+            start = 0.0
             for i in range(0, len(padded), _CHUNK):
                 chunk = padded[i : i + _CHUNK]
                 await self._mic.capture_frame(rtc.AudioFrame(chunk.tobytes(), MIC_RATE, 1, _CHUNK))
+                if i == 0:  # it plays after what was queued before it
+                    start = time.monotonic() + self._mic.queued_duration - _CHUNK / MIC_RATE
             # capture_frame returns when the frame is queued; the source plays out its queue.
             await self._mic.wait_for_playout()
             done.set_result(Utterance(start=start, end=time.monotonic()))

@@ -2,6 +2,7 @@
 import {
   ConnectionError,
   ConnectionErrorReason,
+  ConnectionState,
   Room,
   RoomEvent,
   Track,
@@ -30,6 +31,10 @@ const MAX_WAIT_TRIES = 40;
 const STALL_S = 4;
 const AGENT_GONE =
   'The avatar stopped responding (its worker went away). Join again to talk to a new one.';
+// livekit-client re-joins by itself after a network drop or a server restart (about 10 tries
+// over some 15 s); only when it gives up is the call over.
+const CONNECTION_LOST =
+  'The connection to the server was lost and could not be restored. Join again to continue.';
 
 const $ = (id) => document.getElementById(id);
 
@@ -175,11 +180,28 @@ class CallPage {
       if (participant.isAgent && AGENT_STATE in changed) this.setAgentState(changed[AGENT_STATE]);
     });
     joined.on(RoomEvent.ParticipantDisconnected, (participant) => {
-      if (participant.isAgent && joined === this.room) this.agentGone(joined);
+      // A full re-join (the server restarted) first drops every participant, then says
+      // Reconnecting, in the same step: look once it is done. The agent re-joins too.
+      setTimeout(() => {
+        if (participant.isAgent && joined === this.room && joined.state === ConnectionState.Connected) {
+          this.agentGone(joined);
+        }
+      }, 0);
+    });
+    let reconnecting = false;
+    joined.on(RoomEvent.Reconnecting, () => {
+      reconnecting = true;
+      if (joined === this.room) this.setConnection('connection lost, reconnecting…');
+    });
+    joined.on(RoomEvent.Reconnected, () => {
+      reconnecting = false;
+      if (joined === this.room) this.setConnection(`in room ${joined.name}`);
     });
     joined.on(RoomEvent.Disconnected, () => {
       // Only a call still on screen ends here; leave() and failJoin() have moved on already.
-      if (joined === this.room) this.endCall('The call ended.');
+      if (joined !== this.room) return;
+      this.endCall('The call ended.');
+      if (reconnecting) this.showError(CONNECTION_LOST);
     });
     joined.on(RoomEvent.DataReceived, (payload, participant, _kind, topic) => {
       if (topic === METRICS_TOPIC && participant?.isAgent) {
@@ -291,8 +313,8 @@ class CallPage {
     let changed = Date.now();
     const check = setInterval(() => {
       if (joined !== this.room) return clearInterval(check);
-      if (document.hidden) {
-        changed = Date.now(); // a hidden tab may not decode video: no verdict
+      if (document.hidden || joined.state !== ConnectionState.Connected) {
+        changed = Date.now(); // a hidden tab may not decode video, a reconnecting room gets none: no verdict
         return;
       }
       const now = this.ui.video.getVideoPlaybackQuality().totalVideoFrames;
