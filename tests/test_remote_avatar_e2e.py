@@ -7,6 +7,7 @@ for an avatar; the agent sends its TTS audio over data streams.
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -21,18 +22,28 @@ from facetalk.testing.scripted_llm import ScriptedLLMServer
 from facetalk.testing.simulated_user import SimulatedUser
 
 from .conftest import running_worker
-from .conversation import assert_lip_synced_answer
+from .conversation import assert_lip_synced_answer, join_greeted
 from .lipreading import BILABIAL_ANSWER, NOT_RELIABLE_YET, closure_of_an_answer
 from .speech import speak
 
 NAME_ANSWER = "My name is Astra."
+STORY_ANSWER = (
+    "Let me tell you a long story about the stars. "
+    "Once upon a time there was a small rocket that wanted to fly to the moon. "
+    "It practised every single day, and it dreamed about the silver dust and the quiet sky."
+)
+
+_STOP_BOUND_S = 1.0
+"""How long the avatar's audio may go on after the user starts talking over it: the agent's
+turn detection (about 0.5 s of speech, as in process) plus the ``lk.clear_buffer`` RPC to the
+avatar worker and the room's jitter buffer, with margin for a busy machine."""
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def scripted_llm() -> AsyncIterator[ScriptedLLMServer]:
-    async with ScriptedLLMServer(rules={"name": NAME_ANSWER, "boat": BILABIAL_ANSWER}) as server:
+    async with ScriptedLLMServer(rules={"name": NAME_ANSWER, "story": STORY_ANSWER, "boat": BILABIAL_ANSWER}) as server:
         yield server
 
 
@@ -78,6 +89,33 @@ async def test_remote_avatar_speaks_for_the_agent(
     finally:
         await user.leave()
 
+    assert_lip_synced_answer(user, asked, NAME_ANSWER)
+
+
+async def test_talking_over_the_remote_avatar_stops_it_and_the_next_answer_plays_whole(
+    livekit_server: LocalLiveKitServer, remote_worker: subprocess.Popen[bytes]
+) -> None:
+    """The user talks over a long answer: the dispatched avatar's audio stops within
+    _STOP_BOUND_S (the agent's lk.clear_buffer reaches the avatar worker), and the
+    next answer is heard whole, lip-synced."""
+    user = await join_greeted(livekit_server, f"remote-{uuid.uuid4().hex[:8]}")
+    try:
+        await user.say(speak("Tell me a story."))
+        await user.wait_until(lambda: user.agent_label() == "speaking", timeout=30)
+        await asyncio.sleep(2.0)  # well into the answer
+        interruption = await user.say(speak("Wait, stop please."))
+        await user.wait_for_answer()  # to "wait, stop please"
+        asked = await user.say(speak("What is your name?"))
+        await user.wait_for_answer()
+    finally:
+        await user.leave()
+
+    barge_in = interruption.start
+    stopped = user.audio.first_silence(after=barge_in)
+    heard_at = [t - barge_in for t, label in user.label_changes() if t > barge_in and label == "listening"][:1]
+    assert stopped - barge_in <= _STOP_BOUND_S, (
+        f"the avatar's audio went on for {stopped - barge_in:.2f} s; the agent listened again after {heard_at} s"
+    )
     assert_lip_synced_answer(user, asked, NAME_ANSWER)
 
 
