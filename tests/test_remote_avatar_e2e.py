@@ -15,14 +15,15 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import pytest_asyncio
 
-from facetalk.agent.avatar_dispatch import avatar_identity
-from facetalk.livekit_server import LocalLiveKitServer
+from facetalk.agent.avatar_dispatch import AVATAR_PERSONA_ATTRIBUTE, avatar_identity
+from facetalk.dialogue.protocol import PERSONA_ATTRIBUTE
+from facetalk.livekit_server import LocalLiveKitServer, make_token
 from facetalk.testing.local_stack import running_avatar_worker
 from facetalk.testing.scripted_llm import ScriptedLLMServer
 from facetalk.testing.simulated_user import SimulatedUser
 
 from .conftest import running_worker
-from .conversation import assert_lip_synced_answer, join_greeted
+from .conversation import agent_said, assert_lip_synced_answer, join_greeted
 from .lipreading import BILABIAL_ANSWER, NOT_RELIABLE_YET, closure_of_an_answer
 from .speech import speak
 
@@ -117,6 +118,29 @@ async def test_talking_over_the_remote_avatar_stops_it_and_the_next_answer_plays
         f"the avatar's audio went on for {stopped - barge_in:.2f} s; the agent listened again after {heard_at} s"
     )
     assert_lip_synced_answer(user, asked, NAME_ANSWER)
+
+
+async def test_the_users_chosen_persona_is_the_dispatched_avatars(
+    livekit_server: LocalLiveKitServer, remote_worker: subprocess.Popen[bytes]
+) -> None:
+    """A user who picked Nova on the web page (their facetalk.persona attribute) gets an avatar
+    worker animating nova, and Nova's greeting."""
+    room = f"remote-{uuid.uuid4().hex[:8]}"
+    token = make_token(
+        "person", room, api_key=livekit_server.api_key, api_secret=livekit_server.api_secret,
+        attributes={PERSONA_ATTRIBUTE: "nova"},
+    )  # fmt: skip
+    user = SimulatedUser()
+    await user.join(livekit_server.url, token)
+    try:
+        await user.wait_for_greeting()
+        avatar = user.room.remote_participants[avatar_identity(room)]
+        await user.wait_until(lambda: bool(agent_said(user, after=0)), timeout=10)
+    finally:
+        await user.leave()
+
+    assert avatar.attributes.get(AVATAR_PERSONA_ATTRIBUTE) == "nova", avatar.attributes
+    assert "nova" in agent_said(user, after=0)
 
 
 @NOT_RELIABLE_YET
