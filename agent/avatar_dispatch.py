@@ -29,6 +29,7 @@ from ..errors import FaceTalkError
 __all__ = [
     "AVATAR_AGENT_NAME",
     "AVATAR_ERROR_ATTRIBUTE",
+    "AVATAR_PERSONA_ATTRIBUTE",
     "AVATAR_WORKER_ATTRIBUTE",
     "AvatarJob",
     "avatar_identity",
@@ -43,6 +44,10 @@ AVATAR_AGENT_NAME = AvatarConfig().agent_name
 AVATAR_ERROR_ATTRIBUTE = "facetalk.avatar_error"
 """Avatar participant attribute, set at join when it cannot serve the job (an unknown persona).
 Join attributes arrive with ``participant_connected``, so the agent reads it without a race."""
+
+AVATAR_PERSONA_ATTRIBUTE = "facetalk.avatar_persona"
+"""Avatar participant attribute: the persona id it animates, set at join when its worker knows it,
+so clients and the agent can tell which face the room got without reading the dispatch."""
 
 AVATAR_WORKER_ATTRIBUTE = "facetalk.avatar_worker"
 """Avatar participant attribute: the id of the avatar worker serving it (for logs and tests)."""

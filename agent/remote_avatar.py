@@ -42,7 +42,7 @@ from ..config import AvatarConfig, WorkerConfig, load_pipeline
 from ..dialogue.personas import PersonaCatalog, UnknownPersonaError
 from ..dialogue.protocol import AVATAR_STATE_ATTRIBUTE
 from ..errors import FaceTalkError
-from .avatar_dispatch import AVATAR_ERROR_ATTRIBUTE, AVATAR_WORKER_ATTRIBUTE, AvatarJob
+from .avatar_dispatch import AVATAR_ERROR_ATTRIBUTE, AVATAR_PERSONA_ATTRIBUTE, AVATAR_WORKER_ATTRIBUTE, AvatarJob
 from .avatar_publisher import AvatarPublisher
 from .capacity import RoomsLoad, admit_room, capacity_server
 from .phoneme_stream import PhonemeTimingReceiver
@@ -99,7 +99,8 @@ def create_avatar_server(config: WorkerConfig, settings: AvatarWorkerSettings, a
 async def accept_avatar_job(
     server: AgentServer, rooms: RoomsLoad | None, personas: PersonaCatalog, request: JobRequest
 ) -> None:
-    """Join as the identity the agent chose, publishing for it; report an unknown persona at join."""
+    """Join as the identity the agent chose, publishing for it, with the persona it animates;
+    report an unknown persona at join instead."""
     try:
         job = AvatarJob.from_metadata(request.job.metadata)
     except FaceTalkError as e:
@@ -109,6 +110,7 @@ async def accept_avatar_job(
     attributes = {ATTRIBUTE_PUBLISH_ON_BEHALF: job.agent_identity, AVATAR_WORKER_ATTRIBUTE: server.id}
     try:
         personas.get(job.persona)
+        attributes[AVATAR_PERSONA_ATTRIBUTE] = job.persona
     except UnknownPersonaError as e:
         logger.error("avatar job for room %s: %s", request.room.name, e.message)
         attributes[AVATAR_ERROR_ATTRIBUTE] = e.message

@@ -25,7 +25,7 @@ from livekit.agents.types import ATTRIBUTE_PUBLISH_ON_BEHALF
 from livekit.agents.worker import UPDATE_STATUS_INTERVAL
 
 import facetalk
-from facetalk.agent.avatar_dispatch import AVATAR_WORKER_ATTRIBUTE
+from facetalk.agent.avatar_dispatch import AVATAR_PERSONA_ATTRIBUTE, AVATAR_WORKER_ATTRIBUTE
 from facetalk.dialogue.personas import UnknownPersonaError
 from facetalk.livekit_server import LocalLiveKitServer
 from facetalk.testing.local_stack import running_avatar_worker
@@ -96,8 +96,8 @@ async def _until(predicate, timeout: float) -> None:  # noqa: ANN001
 async def test_two_rooms_get_one_avatar_each_from_different_workers(
     livekit_server: LocalLiveKitServer, avatar_workers: AvatarWorkers
 ) -> None:
-    """Asked at the same moment, each room gets exactly one avatar, publishing for its agent, and
-    the two run in different workers (each has one room: the full one passes the other room on)."""
+    """Asked at the same moment, each room gets exactly one avatar, publishing for its agent with
+    the persona it asked for, and the two run in different workers (each has one room: the full one passes the other room on)."""
     async with contextlib.AsyncExitStack() as stack:
         agents = await asyncio.gather(
             *(stack.enter_async_context(agent_with_avatar(livekit_server, avatar_workers.agent_name)) for _ in range(2))
@@ -108,6 +108,7 @@ async def test_two_rooms_get_one_avatar_each_from_different_workers(
             avatars = [p for p in room.remote_participants.values() if ATTRIBUTE_PUBLISH_ON_BEHALF in p.attributes]
             assert [p.identity for p in avatars] == [avatar.avatar_identity]
             assert avatars[0].attributes[ATTRIBUTE_PUBLISH_ON_BEHALF] == room.local_participant.identity
+            assert avatars[0].attributes[AVATAR_PERSONA_ATTRIBUTE] == "persona"
             workers.append(avatars[0].attributes[AVATAR_WORKER_ATTRIBUTE])
         assert len(set(workers)) == 2, workers
         freed_before = avatar_workers.rooms_freed()

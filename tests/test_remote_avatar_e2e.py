@@ -7,6 +7,7 @@ for an avatar; the agent sends its TTS audio over data streams.
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -14,25 +15,36 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import pytest_asyncio
 
-from facetalk.agent.avatar_dispatch import avatar_identity
-from facetalk.livekit_server import LocalLiveKitServer
+from facetalk.agent.avatar_dispatch import AVATAR_PERSONA_ATTRIBUTE, avatar_identity
+from facetalk.dialogue.protocol import PERSONA_ATTRIBUTE
+from facetalk.livekit_server import LocalLiveKitServer, make_token
 from facetalk.testing.local_stack import running_avatar_worker
 from facetalk.testing.scripted_llm import ScriptedLLMServer
 from facetalk.testing.simulated_user import SimulatedUser
 
 from .conftest import running_worker
-from .conversation import assert_lip_synced_answer
+from .conversation import agent_said, assert_lip_synced_answer, audio_played_after, join_greeted
 from .lipreading import BILABIAL_ANSWER, NOT_RELIABLE_YET, closure_of_an_answer
 from .speech import speak
 
 NAME_ANSWER = "My name is Astra."
+STORY_ANSWER = (
+    "Let me tell you a long story about the stars. "
+    "Once upon a time there was a small rocket that wanted to fly to the moon. "
+    "It practised every single day, and it dreamed about the silver dust and the quiet sky."
+)
+
+_STOP_BOUND_S = 1.0
+"""How much of its audio the avatar may play after the user starts talking over it: the agent's
+turn detection (about 0.5 s of speech, as in process) plus the ``lk.clear_buffer`` RPC to the
+avatar worker and the room's jitter buffer, with margin for a busy machine."""
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def scripted_llm() -> AsyncIterator[ScriptedLLMServer]:
-    async with ScriptedLLMServer(rules={"name": NAME_ANSWER, "boat": BILABIAL_ANSWER}) as server:
+    async with ScriptedLLMServer(rules={"name": NAME_ANSWER, "story": STORY_ANSWER, "boat": BILABIAL_ANSWER}) as server:
         yield server
 
 
@@ -79,6 +91,56 @@ async def test_remote_avatar_speaks_for_the_agent(
         await user.leave()
 
     assert_lip_synced_answer(user, asked, NAME_ANSWER)
+
+
+async def test_talking_over_the_remote_avatar_stops_it_and_the_next_answer_plays_whole(
+    livekit_server: LocalLiveKitServer, remote_worker: subprocess.Popen[bytes]
+) -> None:
+    """The user talks over a long answer: the dispatched avatar's audio stops after at most
+    _STOP_BOUND_S of it (the agent's lk.clear_buffer reaches the avatar worker), and the
+    next answer is heard whole, lip-synced."""
+    user = await join_greeted(livekit_server, f"remote-{uuid.uuid4().hex[:8]}")
+    try:
+        await user.say(speak("Tell me a story."))
+        await user.wait_until(lambda: user.agent_label() == "speaking", timeout=30)
+        await asyncio.sleep(2.0)  # well into the answer
+        interruption = await user.say(speak("Wait, stop please."))
+        await user.wait_for_answer()  # to "wait, stop please"
+        asked = await user.say(speak("What is your name?"))
+        await user.wait_for_answer()
+    finally:
+        await user.leave()
+
+    barge_in = interruption.start
+    played = audio_played_after(user.audio, barge_in)
+    heard_at = [t - barge_in for t, label in user.label_changes() if t > barge_in and label == "listening"][:1]
+    assert played <= _STOP_BOUND_S, (
+        f"the avatar played {played:.2f} s of audio over the user; the agent listened again after {heard_at} s"
+    )
+    assert_lip_synced_answer(user, asked, NAME_ANSWER)
+
+
+async def test_the_users_chosen_persona_is_the_dispatched_avatars(
+    livekit_server: LocalLiveKitServer, remote_worker: subprocess.Popen[bytes]
+) -> None:
+    """A user who picked Nova on the web page (their facetalk.persona attribute) gets an avatar
+    worker animating nova, and Nova's greeting."""
+    room = f"remote-{uuid.uuid4().hex[:8]}"
+    token = make_token(
+        "person", room, api_key=livekit_server.api_key, api_secret=livekit_server.api_secret,
+        attributes={PERSONA_ATTRIBUTE: "nova"},
+    )  # fmt: skip
+    user = SimulatedUser()
+    await user.join(livekit_server.url, token)
+    try:
+        await user.wait_for_greeting()
+        avatar = user.room.remote_participants[avatar_identity(room)]
+        await user.wait_until(lambda: bool(agent_said(user, after=0)), timeout=10)
+    finally:
+        await user.leave()
+
+    assert avatar.attributes.get(AVATAR_PERSONA_ATTRIBUTE) == "nova", avatar.attributes
+    assert "nova" in agent_said(user, after=0)
 
 
 @NOT_RELIABLE_YET

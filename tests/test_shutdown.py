@@ -8,6 +8,7 @@ and free its ports for the next start.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -25,7 +26,12 @@ import psutil
 import pytest
 import yaml
 
+from livekit import api, rtc
+from livekit.agents import utils
+
+from facetalk.agent.avatar_dispatch import AvatarJob, avatar_identity, request_avatar
 from facetalk.livekit_server import LocalLiveKitServer, free_port
+from facetalk.testing.local_stack import running_avatar_worker
 from facetalk.testing.simulated_user import SimulatedUser
 
 from .conftest import CONFIGS, running_worker
@@ -170,6 +176,57 @@ async def test_worker_drains_its_room_within_its_drain_timeout(
     text = log.read_text()
     assert "draining worker" in text
     assert took >= drain_s - 0.5, f"exited after {took:.1f} s: the room was not given its drain time"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_idle_avatar_worker_stops_at_once(
+    livekit_server: LocalLiveKitServer, tmp_path: Path, sig: signal.Signals
+) -> None:
+    """`facetalk avatar-worker start` with no room exits 0 without waiting out its drain time,
+    stops its idle job process and frees its health port."""
+    port, drain_s = free_port(), 30
+    worker_config = {"worker": {"http_port": port, "drain_timeout_s": drain_s}}
+    with running_avatar_worker(
+        livekit_server, f"shutdown-{uuid.uuid4().hex[:8]}", tmp_path, pipeline=worker_config, show_log=False
+    ) as worker:
+        assert psutil.Process(worker.pid).children(), "no idle job process"
+        took = _stop_and_check(worker, sig, ports=[port], log=tmp_path / "avatar-worker.log", bound_s=_EXIT_BOUND_S)
+    assert took < drain_s, f"an idle avatar worker took {took:.1f} s to stop"
+
+
+async def test_avatar_worker_drains_its_avatar_within_its_drain_timeout(
+    livekit_server: LocalLiveKitServer, tmp_path: Path
+) -> None:
+    """SIGTERM while an avatar is dispatched into a room whose agent stays: the avatar worker
+    drains for at most drain_timeout_s, then ends the avatar's job and exits 0; no job process
+    survives, its health port is free, and the avatar leaves the room."""
+    port, drain_s, agent_name = free_port(), 3, f"shutdown-{uuid.uuid4().hex[:8]}"
+    worker_config = {"worker": {"http_port": port, "drain_timeout_s": drain_s}}
+    room_name = f"avatar-drain-{uuid.uuid4().hex[:8]}"
+    agent = rtc.Room()  # the dispatching agent, as far as the avatar worker can tell: it only waits for audio
+    await agent.connect(livekit_server.url, livekit_server.token("agent", room_name))
+    lkapi = api.LiveKitAPI(livekit_server.http_url, livekit_server.api_key, livekit_server.api_secret)
+    try:
+        with running_avatar_worker(
+            livekit_server, agent_name, tmp_path, pipeline=worker_config, show_log=False
+        ) as worker:
+            job = AvatarJob(persona="persona", agent_identity="agent", avatar_identity=avatar_identity(room_name))
+            await request_avatar(lkapi, room_name, job, agent_name)
+            avatar = await asyncio.wait_for(utils.wait_for_participant(agent, identity=job.avatar_identity), 120)
+            assert avatar.attributes.get("lk.publish_on_behalf") == "agent"
+            log = tmp_path / "avatar-worker.log"
+            took = await asyncio.to_thread(
+                _stop_and_check, worker, signal.SIGTERM, ports=[port], log=log, bound_s=drain_s + _EXIT_BOUND_S
+            )
+        deadline = time.monotonic() + _EXIT_BOUND_S  # the server notices a killed participant's socket close
+        while job.avatar_identity in agent.remote_participants and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        assert job.avatar_identity not in agent.remote_participants, "the avatar stayed in the room"
+    finally:
+        await lkapi.aclose()
+        await agent.disconnect()
+    assert "draining worker" in log.read_text()
+    assert took >= drain_s - 0.5, f"exited after {took:.1f} s: the avatar was not given its drain time"
 
 
 def test_demo_stops_everything_it_started(start: Start, tmp_path: Path) -> None:

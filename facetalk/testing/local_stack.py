@@ -71,15 +71,18 @@ def running_avatar_worker(
     folder: Path,
     *,
     max_rooms: int = 1,
+    pipeline: dict[str, Any] | None = None,
     personas: Path = _CONFIGS,
     base_pipeline: Path = _CONFIGS / "pipeline.yaml",
     show_log: bool = True,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """``facetalk avatar-worker start`` registered as ``agent_name``, serving ``max_rooms`` avatars.
+    """``facetalk avatar-worker start`` registered as ``agent_name``, serving ``max_rooms`` avatars,
+    with ``pipeline`` merged as in :func:`running_worker` (e.g. a ``worker`` section's health port).
 
     Its log is ``folder/avatar-worker.log``; it is running once registered with ``server``.
     """
-    pipeline_path = _write_pipeline({"avatar": {"agent_name": agent_name}}, folder, base_pipeline, max_rooms=max_rooms)
+    pipeline = {**(pipeline or {}), "avatar": {**(pipeline or {}).get("avatar", {}), "agent_name": agent_name}}
+    pipeline_path = _write_pipeline(pipeline, folder, base_pipeline, max_rooms=max_rooms)
     command = ["avatar-worker", "--personas", str(personas), "--pipeline", str(pipeline_path), "start"]
     log = folder / "avatar-worker.log"
     with running_process(server, ["-m", "facetalk", *command], log, show_log=show_log) as process:
