@@ -9,7 +9,6 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 
 from facetalk.config import load_persona
 from facetalk.eval.mouth import MouthRegion
@@ -17,11 +16,11 @@ from facetalk.livekit_server import LocalLiveKitServer
 from facetalk.resources import PACKAGED_CONFIGS
 from facetalk.testing.local_stack import running_worker
 from facetalk.testing.scripted_llm import ScriptedLLMServer
-from facetalk.testing.simulated_user import MIC_RATE, SPEECH_RMS, ReceivedAudio, SimulatedUser, Utterance
+from facetalk.testing.simulated_user import SimulatedUser, Utterance
 
 from .speech import transcribe, word_error_rate
 
-__all__ = ["agent_said", "assert_lip_synced_answer", "audio_played_after", "join_greeted", "scripted_worker"]
+__all__ = ["agent_said", "assert_lip_synced_answer", "join_greeted", "scripted_worker"]
 
 
 @contextlib.contextmanager
@@ -61,21 +60,3 @@ def assert_lip_synced_answer(user: SimulatedUser, asked: Utterance, expected: st
     while_user_speaks = mouth.motion(user.video, asked.start + 0.3, asked.end - 0.1)
     assert while_agent_speaks > 3 * max(while_user_speaks, 0.2), (while_agent_speaks, while_user_speaks)
 
-
-def audio_played_after(audio: ReceivedAudio, t: float, quiet_s: float = 0.3) -> float:
-    """Seconds of agent audio received after ``t`` until ``quiet_s`` of quiet begins.
-
-    Counted in samples, not arrival times: a test process that stalls on a busy machine
-    stamps the chunks queued meanwhile late, as if the agent had spoken on; the samples
-    received stay what the agent sent.
-    """
-    times, levels = audio.rms()
-    first = int(np.searchsorted(times, t, side="right"))
-    lengths = np.array([len(chunk) for chunk in audio.chunks[first:]]) / MIC_RATE
-    starts = np.concatenate([[0.0], np.cumsum(lengths)[:-1]])  # audio time of each chunk from the first after t
-    loud = levels[first:] > SPEECH_RMS
-    for start in starts:
-        window = (starts >= start) & (starts < start + quiet_s)
-        if start + quiet_s <= starts[-1] + lengths[-1] and not loud[window].any():
-            return float(start)
-    raise ValueError(f"agent audio never went quiet for {quiet_s} s after t={t:.3f}")

@@ -23,7 +23,7 @@ from facetalk.testing.scripted_llm import ScriptedLLMServer
 from facetalk.testing.simulated_user import SimulatedUser
 
 from .conftest import running_worker
-from .conversation import agent_said, assert_lip_synced_answer, audio_played_after, join_greeted
+from .conversation import agent_said, assert_lip_synced_answer, join_greeted
 from .lipreading import BILABIAL_ANSWER, NOT_RELIABLE_YET, closure_of_an_answer
 from .speech import speak
 
@@ -99,20 +99,24 @@ async def test_talking_over_the_remote_avatar_stops_it_and_the_next_answer_plays
     """The user talks over a long answer: the dispatched avatar's audio stops after at most
     _STOP_BOUND_S of it (the agent's lk.clear_buffer reaches the avatar worker), and the
     next answer is heard whole, lip-synced."""
+    # Spoken before joining: piper on the user's loop would stall it while the answer's audio
+    # queues up, and that audio would arrive stamped after the barge-in.
+    story, stop, question = (speak(text) for text in (
+        "Tell me a story.", "Wait stop please I have another question.", "What is your name?"))  # fmt: skip
     user = await join_greeted(livekit_server, f"remote-{uuid.uuid4().hex[:8]}")
     try:
-        await user.say(speak("Tell me a story."))
+        await user.say(story)
         await user.wait_until(lambda: user.agent_label() == "speaking", timeout=30)
         await asyncio.sleep(2.0)  # well into the answer
-        interruption = await user.say(speak("Wait, stop please."))
-        await user.wait_for_answer()  # to "wait, stop please"
-        asked = await user.say(speak("What is your name?"))
+        interruption = await user.say(stop)  # no pause inside, so no turn ends within it
+        await user.wait_for_answer()  # to the interruption
+        asked = await user.say(question)
         await user.wait_for_answer()
     finally:
         await user.leave()
 
     barge_in = interruption.start
-    played = audio_played_after(user.audio, barge_in)
+    played = user.audio.played_after(barge_in, until=interruption.end)
     heard_at = [t - barge_in for t, label in user.label_changes() if t > barge_in and label == "listening"][:1]
     assert played <= _STOP_BOUND_S, (
         f"the avatar played {played:.2f} s of audio over the user; the agent listened again after {heard_at} s"

@@ -77,23 +77,25 @@ class ReceivedAudio:
             raise ValueError(f"no agent speech received after t={after:.3f}")
         return float(loud[0]), float(loud[-1])
 
-    def quiet_from(self, after: float, until: float) -> float:
-        """Arrival of the first chunk of the quiet that lasts from some time after ``after`` to ``until``.
+    def played_after(self, after: float, until: float) -> float:
+        """Seconds of agent audio played after ``after``, up to the quiet that lasts to ``until``.
 
-        Unlike :meth:`first_silence`, a short gap in speech that goes on (a TTS that
-        falls behind on a busy machine) is not taken for its end.
+        Counted in samples received, not arrival times: a test process that stalls on
+        a busy machine stamps the chunks queued meanwhile late, as if the agent had
+        spoken on, while the samples stay what the agent sent. And unlike
+        :meth:`first_silence`, a short gap in speech that goes on (a TTS that falls
+        behind on a busy machine) is not taken for its end.
         """
         times, levels = self.rms()
-        window = (times > after) & (times <= until)
-        loud = np.flatnonzero(window & (levels > SPEECH_RMS))
-        later = np.flatnonzero(window)
-        if not len(later):
+        window = np.flatnonzero((times > after) & (times <= until))
+        if not len(window):
             raise ValueError(f"no agent audio received between t={after:.3f} and t={until:.3f}")
+        loud = window[levels[window] > SPEECH_RMS]
         if not len(loud):
-            return float(times[later[0]])
-        if loud[-1] == later[-1]:
+            return 0.0
+        if loud[-1] == window[-1]:
             raise ValueError(f"agent audio was still loud at t={until:.3f}")
-        return float(times[loud[-1] + 1])
+        return sum(len(chunk) for chunk in self.chunks[window[0] : loud[-1] + 1]) / MIC_RATE
 
     def first_silence(self, after: float, hold_s: float = 0.3) -> float:
         """Arrival of the first chunk after ``after`` that starts ``hold_s`` of quiet."""
