@@ -93,14 +93,14 @@ async def test_stream_gives_interims_a_preflight_then_a_final_at_end_of_speech(
 
     The preflight is decoded while the VAD waits out the silence; how long that
     decode takes depends on the machine's load, so the test holds the audio
-    after 0.17 s of silence past the last word (past the preflight point, before
-    the VAD's 0.25 s end of speech) until the preflight has arrived, as a slow
-    decode would see a long pause, and then sends the rest of the silence.
+    after 0.15 s of silence (past the preflight point, before the VAD's 0.25 s
+    end of speech) until the preflight has arrived, as a slow decode would see
+    a long pause, and then sends the rest of the silence.
     """
     speech = await speak(tts, LONGER)
     rate = speech.sample_rate
     pcm = padded(speech, 0.5, 1.0)
-    held_at = int((voiced_span(pcm, rate)[1] + 0.17) * rate)
+    held_at = int((0.5 + speech.duration + 0.15) * rate)
     stream = SessionAudio(adapter)
     events: list[SpeechEvent] = []
     preflight = asyncio.Event()
@@ -280,9 +280,7 @@ async def test_interims_recognise_only_the_new_speech(
     """Each interim recognises the speech since the previous one (not the whole utterance
     again), and its text is the text so far: each interim extends the one before."""
     whisper = build_stt(STTConfig())
-    # Without the quiet-tail gate: it makes more short pauses silence, and the preflights
-    # they get (the utterance so far) would be counted below with the interims.
-    adapter = VADStreamAdapter(stt=whisper, vad=WebRTCVAD(quiet_tail_db=None), interim_interval=0.75)
+    adapter = VADStreamAdapter(stt=whisper, vad=WebRTCVAD(), interim_interval=0.75)
     heard: list[float] = []
     real_recognize = whisper.recognize
 

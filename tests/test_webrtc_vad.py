@@ -8,6 +8,7 @@ from livekit.agents.vad import VADEvent, VADEventType
 
 from facetalk.agent.plugins.piper import PiperTTS
 from facetalk.agent.plugins.webrtcvad import WebRTCVAD
+from facetalk.agent.plugins.webrtcvad.vad import QUIET_TAIL_DB
 from facetalk.agent.providers import build_vad
 from facetalk.config import VADConfig
 
@@ -161,8 +162,8 @@ async def test_a_quiet_tail_after_the_last_word_does_not_hold_speech_open(name: 
     pcm = np.concatenate([pcm, np.zeros(rate, np.int16)])
     words_end = _last_loud_s(pcm, rate)
 
-    gated = boundaries(await run_vad(WebRTCVAD(), pcm, rate))
-    ungated = boundaries(await run_vad(WebRTCVAD(quiet_tail_db=None), pcm, rate))
+    gated = boundaries(await run_vad(WebRTCVAD(quiet_tail_db=QUIET_TAIL_DB), pcm, rate))
+    ungated = boundaries(await run_vad(WebRTCVAD(), pcm, rate))
 
     assert [kind for kind, _ in gated] == [kind for kind, _ in ungated]  # no utterance split
     assert gated[-1][1] - words_end < 0.1
@@ -177,8 +178,9 @@ async def test_the_quiet_tail_gate_follows_the_utterance_level_not_an_absolute_o
     pcm = padded(speech, 1.0, 1.0)
     quiet = (pcm.astype(np.float64) * 10 ** (-30 / 20)).astype(np.int16)
 
-    loud_marks = boundaries(await run_vad(WebRTCVAD(), pcm, speech.sample_rate))
-    quiet_marks = boundaries(await run_vad(WebRTCVAD(), quiet, speech.sample_rate))
+    gated = WebRTCVAD(quiet_tail_db=QUIET_TAIL_DB)
+    loud_marks = boundaries(await run_vad(gated, pcm, speech.sample_rate))
+    quiet_marks = boundaries(await run_vad(gated, quiet, speech.sample_rate))
 
     assert [kind for kind, _ in quiet_marks] == [kind for kind, _ in loud_marks]
     assert quiet_marks[-1][1] == pytest.approx(loud_marks[-1][1], abs=0.1)

@@ -9,8 +9,8 @@ expects of a VAD, with the same semantics as the Silero plugin:
   (by :mod:`facetalk.audio`), then judged in 30 ms windows;
 - speech starts after ``min_speech_duration`` of consecutive speech windows and
   ends after ``min_silence_duration`` of consecutive non-speech windows;
-- a window more than ``quiet_tail_db`` below the loudest recent window
-  counts as silence, whatever webrtcvad says. webrtcvad calls breaths, soft
+- with ``quiet_tail_db`` set, a window more than that below the loudest
+  recent window counts as silence, whatever webrtcvad says. webrtcvad calls breaths, soft
   endings and telephone hiss 30-40 dB below the words speech. On the 21 clips
   of the human speech set, speech ended 100 / 210 ms (p50 / p90, max 350)
   after the last word was heard; with the gate 10 / 80 ms (max 100), and no
@@ -99,7 +99,7 @@ class WebRTCVAD(vad.VAD):
         min_silence_duration: float = 0.25,
         prefix_padding_duration: float = 0.15,
         max_buffered_speech: float = 60.0,
-        quiet_tail_db: float | None = QUIET_TAIL_DB,
+        quiet_tail_db: float | None = None,
     ) -> None:
         """
         Args:
@@ -116,7 +116,12 @@ class WebRTCVAD(vad.VAD):
             max_buffered_speech: cap, in seconds, on the speech buffered for one
                 utterance; later audio is still detected but not kept.
             quiet_tail_db: a window this many dB quieter than the loudest
-                window of the utterance is silence; None leaves webrtcvad alone.
+                recent window is silence; None (the default) leaves webrtcvad
+                alone. :data:`QUIET_TAIL_DB` is the measured choice. Off by
+                default because it also ends speech at pauses of
+                ``min_silence_duration`` that webrtcvad bridged (piper's commas),
+                which ``turn.end_of_turn: transcript`` tolerates and ``silence``
+                does not.
         """
         super().__init__(capabilities=vad.VADCapabilities(update_interval=WINDOW_DURATION))
         self._opts = _check(
