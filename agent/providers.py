@@ -61,6 +61,7 @@ def build_vad(config: VADConfig) -> vad.VAD:
         min_speech_duration=config.min_speech_ms / 1000,
         min_silence_duration=config.min_silence_ms / 1000,
         prefix_padding_duration=config.padding_ms / 1000,
+        quiet_tail_db=config.quiet_tail_db,
     )
 
 

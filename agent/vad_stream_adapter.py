@@ -13,7 +13,9 @@ and gives what turn-taking needs early:
   interim can afford.
 - ``PREFLIGHT_TRANSCRIPT`` once the user has paused for ``PREFLIGHT_SILENCE_S``:
   the whole utterance so far, on which livekit-agents' preemptive generation
-  starts the LLM and TTS while the VAD is still waiting out the silence.
+  starts the LLM and TTS while the VAD is still waiting out the silence. One
+  whose recognition ends after the user has spoken again is not sent: it would
+  start a reply that the final transcript discards.
 - ``FINAL_TRANSCRIPT`` at the VAD's end of speech: the preflight itself when
   nothing was said since (so the reply already prepared is the one played),
   else the whole utterance recognised again.
@@ -254,6 +256,7 @@ class _Utterances:
         self._interim_text = ""
         self._latest: asyncio.Task[stt.SpeechData] | None = None  # recognitions run in turn
         self._preflight: _Recognition | None = None
+        self._heard_until = 0.0  # the latest moment heard as speech, seconds into the segment
 
     async def on_vad_event(self, event: vad.VADEvent) -> None:
         self.duration = event.timestamp
@@ -263,6 +266,8 @@ class _Utterances:
             self._audio.extend(event.frames)
             self._since_interim += sum(f.duration for f in event.frames)
             silence = event.raw_accumulated_silence
+            if silence == 0:
+                self._heard_until = event.timestamp
             busy = self._latest is not None and not self._latest.done()
             # Interims only while words arrive: a recognition in a pause is the preflight's job.
             if self._since_interim >= self._stream._opts.interim_interval and not busy and silence == 0:
@@ -338,12 +343,22 @@ class _Utterances:
                 await previous  # one at a time: a local model serialises them anyway
             heard = await self._stream._recognize_speech(frame)
             event = self._transcript_event(kind, shown(heard), end)
-            if event.alternatives[0].text and self._speaking:  # a final supersedes a late interim
+            if event.alternatives[0].text and self._speaking and not self._outdated(kind, end):
                 self._stream._emit(event)
             return heard
 
         self._latest = asyncio.create_task(recognize(), name="VADStreamAdapterStream.recognize")
         return self._latest
+
+    def _outdated(self, kind: stt.SpeechEventType, end: float) -> bool:
+        """A preflight recognised up to ``end`` is outdated once the user has spoken since.
+
+        Sent anyway, it would start a preemptive reply on words the user has
+        since added to, one that the final transcript then discards: CPU taken
+        from the recognition that matters, and a second reply generated at the
+        end of the turn.
+        """
+        return kind == stt.SpeechEventType.PREFLIGHT_TRANSCRIPT and self._heard_until > end
 
     async def _send_final(self, audio: MonoBuffer, *, end: float, speech_end_time: float) -> None:
         self._speaking = False

@@ -23,7 +23,13 @@ stop, because Whisper ends most segments with one whether or not the speaker
 finished ("I want to go to." is still unfinished); a question mark wins over
 a preposition ("Where are you from?") but not over "and" or "the", which end
 no question. Whisper sometimes completes a cut-off clause itself ("about the"
-comes out as "about that."); no rule on the text can see that.
+comes out as "about that."); no rule on the text can see that, and Whisper's
+own scores do not either. With word timestamps, the completed word's
+probability was 0.47-0.72 for three piper cut-offs, but a finished human
+sentence's last word fell under 0.6 in 3 of the 21 human clips ("doll." 0.48,
+"yagis." 0.55), so a threshold would keep one finished human turn in seven
+waiting ``max_endpointing_delay``; the mean log-probability and the no-speech
+probability do not separate the two at all.
 Short answers ("Yes, I do.") end in an auxiliary, so auxiliaries are not open
 words. A wrong "unfinished" costs at most ``max_endpointing_delay`` of
 latency; a wrong "finished" cuts the user off, so the lists lean that way.

@@ -35,7 +35,8 @@ SCRIPT = """\
 @pytest.fixture(scope="module")
 def human_speech() -> dict[str, Path]:
     """The human set, cut from its Debian packages (fetched once into the cache)."""
-    return {turn.wav.stem: turn.wav for turn in builtin_script("human", cache_dir() / "human-speech") if turn.wav}
+    turns = builtin_script("human", cache_dir() / "human-speech")
+    return {turn.wav.stem.rsplit("_", 1)[0]: turn.wav for turn in turns if turn.wav}  # name_start-end
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,8 @@ from facetalk.config import STTConfig, VADConfig
 
 from .speech import word_error_rate
 from .speech_audio import no_leaked_tasks  # noqa: F401  (autouse fixture)
-from .speech_audio import padded, push_realtime, speak, to_frame
+from .speech_audio import padded, push_realtime, speak, to_frame, voiced_span
+from .speech_audio import samples as pcm_of
 
 QUESTION = "What is your name?"
 LONGER = "What is your name? I would like to know who I am talking to."
@@ -168,6 +169,42 @@ async def test_final_reuses_the_decode_made_during_the_closing_silence(
     assert len(finals) == 1 and word_error_rate(QUESTION, finals[0]) <= 0.2
     assert decodes_started and decodes_started[0] < end_seen
     assert len(decodes_started) <= 3
+
+
+async def test_a_preflight_the_user_has_spoken_past_is_not_sent(
+    tts: PiperTTS, adapter: VADStreamAdapter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 0.18 s pause inside an utterance gets a preflight; decoded slowly (0.4 s, as on a
+    busy machine), it comes back while the user is speaking again and is not sent, so no
+    preemptive reply starts on half the utterance. The final hears both halves."""
+    whisper = adapter.wrapped_stt
+    real_recognize = whisper.recognize
+    decodes = 0
+
+    async def slow_recognize(buffer, **kwargs):  # type: ignore[no-untyped-def]
+        nonlocal decodes
+        decodes += 1
+        await asyncio.sleep(0.4)
+        return await real_recognize(buffer, **kwargs)
+
+    monkeypatch.setattr(whisper, "recognize", slow_recognize)
+    speech = await speak(tts, QUESTION)
+    rate = speech.sample_rate
+    start, end = voiced_span(pcm_of(speech), rate)
+    words = pcm_of(speech)[int(start * rate) : int(end * rate)]  # without piper's own silence
+    first = np.concatenate([np.zeros(int(0.3 * rate), np.int16), words, np.zeros(int(0.18 * rate), np.int16)])
+    pcm = np.concatenate([first, words, np.zeros(int(1.2 * rate), np.int16)])
+    stream = SessionAudio(adapter)
+    pusher = asyncio.create_task(push_realtime(stream, pcm, rate))
+    events = await collect(stream)
+    await pusher
+
+    second_starts = first.size / rate
+    preflights = [ev.alternatives[0] for ev in events if ev.type == SpeechEventType.PREFLIGHT_TRANSCRIPT]
+    assert decodes >= 2  # the pause's preflight was decoded, then the whole utterance
+    assert all(p.end_time > second_starts for p in preflights)
+    (final,) = texts(events, SpeechEventType.FINAL_TRANSCRIPT)
+    assert word_error_rate(f"{QUESTION} {QUESTION}", final) <= 0.3
 
 
 async def test_stream_separates_two_utterances(tts: PiperTTS, adapter: VADStreamAdapter) -> None:

@@ -8,6 +8,7 @@ from livekit.agents.vad import VADEvent, VADEventType
 
 from facetalk.agent.plugins.piper import PiperTTS
 from facetalk.agent.plugins.webrtcvad import WebRTCVAD
+from facetalk.agent.plugins.webrtcvad.vad import QUIET_TAIL_DB
 from facetalk.agent.providers import build_vad
 from facetalk.config import VADConfig
 
@@ -134,6 +135,57 @@ async def test_min_silence_decides_whether_a_pause_splits_the_turn(tts: PiperTTS
     assert len(bridged) == 2
 
 
+def _human_clip(name: str) -> tuple[np.ndarray, int]:
+    """A recording of a real person from the human speech set (fetched by ``make setup``)."""
+    import wave
+
+    from facetalk.avatar.models import cache_dir
+    from facetalk.eval.human_speech import fetch_human_speech
+
+    with wave.open(str(fetch_human_speech(cache_dir() / "human-speech")[name])) as f:
+        return np.frombuffer(f.readframes(f.getnframes()), np.int16), f.getframerate()
+
+
+def _last_loud_s(pcm: np.ndarray, rate: int, level: float = 300.0) -> float:
+    """End of the last 10 ms whose RMS is over ``level``: where a listener hears the words end."""
+    step = rate // 100
+    rms = np.sqrt((pcm[: pcm.size // step * step].astype(np.float64).reshape(-1, step) ** 2).mean(axis=1))
+    return (np.flatnonzero(rms > level)[-1] + 1) / 100
+
+
+@pytest.mark.parametrize("name", ["big_dog", "morig"])
+async def test_a_quiet_tail_after_the_last_word_does_not_hold_speech_open(name: str) -> None:
+    """Real speakers whose last word fades into breath and hiss (RMS 20-150 against words at
+    about 5000, which webrtcvad still calls speech): speech ends within 0.1 s of the words,
+    where webrtcvad alone held it open 0.3 s longer."""
+    pcm, rate = _human_clip(name)
+    pcm = np.concatenate([pcm, np.zeros(rate, np.int16)])
+    words_end = _last_loud_s(pcm, rate)
+
+    gated = boundaries(await run_vad(WebRTCVAD(quiet_tail_db=QUIET_TAIL_DB), pcm, rate))
+    ungated = boundaries(await run_vad(WebRTCVAD(), pcm, rate))
+
+    assert [kind for kind, _ in gated] == [kind for kind, _ in ungated]  # no utterance split
+    assert gated[-1][1] - words_end < 0.1
+    assert ungated[-1][1] - words_end > 0.3
+
+
+async def test_the_quiet_tail_gate_follows_the_utterance_level_not_an_absolute_one(
+    tts: PiperTTS,
+) -> None:
+    """The same sentence 30 dB quieter is still one whole utterance: the gate is relative."""
+    speech = await speak(tts, SENTENCE)
+    pcm = padded(speech, 1.0, 1.0)
+    quiet = (pcm.astype(np.float64) * 10 ** (-30 / 20)).astype(np.int16)
+
+    gated = WebRTCVAD(quiet_tail_db=QUIET_TAIL_DB)
+    loud_marks = boundaries(await run_vad(gated, pcm, speech.sample_rate))
+    quiet_marks = boundaries(await run_vad(gated, quiet, speech.sample_rate))
+
+    assert [kind for kind, _ in quiet_marks] == [kind for kind, _ in loud_marks]
+    assert quiet_marks[-1][1] == pytest.approx(loud_marks[-1][1], abs=0.1)
+
+
 async def test_flush_drops_the_open_segment(tts: PiperTTS) -> None:
     """flush() starts over: speech cut by it gets no END, the next utterance a fresh START."""
     speech = await speak(tts, SENTENCE)
@@ -164,6 +216,8 @@ def test_build_vad_converts_milliseconds_and_rejects_bad_values() -> None:
     assert vad.min_silence_duration == pytest.approx(0.6)
     with pytest.raises(ValueError, match="aggressiveness"):
         WebRTCVAD(aggressiveness=4)
+    with pytest.raises(ValueError, match="quiet_tail_db"):
+        WebRTCVAD(quiet_tail_db=0)
 
 
 async def test_closed_stream_refuses_frames() -> None:

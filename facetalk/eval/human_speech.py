@@ -50,6 +50,12 @@ class HumanClip:
     speaker: str
     pause_ms: int = 0  # the longest pause inside the utterance
 
+    @property
+    def file_name(self) -> str:
+        """The cut's WAV name; it names the bounds, so a moved bound is cut again, not reused."""
+        end = "end" if self.end_s is None else f"{self.end_s * 1000:.0f}"
+        return f"{self.name}_{self.start_s * 1000:.0f}-{end}.wav"
+
 
 _VE9QRP = f"{_CODEC2}/wav/ve9qrp.wav"
 HUMAN_CLIPS: tuple[HumanClip, ...] = (
@@ -59,8 +65,8 @@ HUMAN_CLIPS: tuple[HumanClip, ...] = (
     HumanClip("mmt1", f"{_CODEC2}/wav/mmt1.wav", 0, None, "It's easy to tell the depth of a well.", "mmt1"),
     HumanClip("big_dog", f"{_CODEC2}/wav/big_dog.wav", 0, None, "The big dog loves to chew on the old rag doll.", "big_dog"),
     HumanClip("cross", f"{_CODEC2}/wav/cross.wav", 0, None, "They took the cross-town bus.", "cross"),
-    HumanClip("harvard_1", f"{_CODEC2}/raw/speech_orig_16k.wav", 0.0, 2.88, "The birch canoe slid on the smooth planks.", "harvard", 480),
-    HumanClip("harvard_2", f"{_CODEC2}/raw/speech_orig_16k.wav", 2.88, 5.67, "Glue the sheet to the dark blue background.", "harvard"),
+    HumanClip("harvard_1", f"{_CODEC2}/raw/speech_orig_16k.wav", 0.0, 2.76, "The birch canoe slid on the smooth planks.", "harvard", 480),
+    HumanClip("harvard_2", f"{_CODEC2}/raw/speech_orig_16k.wav", 2.76, 5.67, "Glue the sheet to the dark blue background.", "harvard"),
     HumanClip("vk5qi", f"{_CODEC2}/wav/vk5qi.wav", 7.01, 13.54, "Testing 1, 2, 3, 4, 5, 5, 4, 3, 2, 1.", "vk5qi", 660),
     HumanClip("ve9qrp_name", _VE9QRP, 6.33, 12.33, "My name is Bruce, bravo romeo uniform charlie echo. I'm located in Sackville, New Brunswick,", "ve9qrp"),
     HumanClip("ve9qrp_town", _VE9QRP, 23.37, 31.13, "And Sackville is a small university town. The closest large town is Moncton, New Brunswick.", "ve9qrp"),
@@ -86,7 +92,7 @@ def fetch_human_speech(folder: Path) -> dict[str, Path]:
     from ..avatar.audio import SAMPLE_RATE
     from ..avatar.offline import read_audio
 
-    wavs = {clip.name: folder / f"{clip.name}.wav" for clip in HUMAN_CLIPS}
+    wavs = {clip.name: folder / clip.file_name for clip in HUMAN_CLIPS}
     missing = [clip for clip in HUMAN_CLIPS if not wavs[clip.name].is_file()]
     if not missing:
         return wavs

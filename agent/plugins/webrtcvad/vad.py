@@ -9,6 +9,12 @@ expects of a VAD, with the same semantics as the Silero plugin:
   (by :mod:`facetalk.audio`), then judged in 30 ms windows;
 - speech starts after ``min_speech_duration`` of consecutive speech windows and
   ends after ``min_silence_duration`` of consecutive non-speech windows;
+- with ``quiet_tail_db`` set, a window more than that below the loudest
+  recent window counts as silence, whatever webrtcvad says. webrtcvad calls breaths, soft
+  endings and telephone hiss 30-40 dB below the words speech. On the 21 clips
+  of the human speech set, speech ended 100 / 210 ms (p50 / p90, max 350)
+  after the last word was heard; with the gate 10 / 80 ms (max 100), and no
+  utterance split differently. piper's voice gains too (about 140 → 20 ms);
 - every window yields an ``INFERENCE_DONE`` event (which drives interruption and
   the user's speaking state); ``START_OF_SPEECH`` and ``END_OF_SPEECH`` carry the
   buffered speech, with ``prefix_padding_duration`` of audio before the onset, at
@@ -42,6 +48,20 @@ WINDOW_SAMPLES = SPEECH_RATE * 30 // 1000
 """One webrtcvad window: 30 ms at 16 kHz, 480 samples."""
 WINDOW_DURATION = WINDOW_SAMPLES / SPEECH_RATE
 
+QUIET_TAIL_DB = 30.0
+"""How far below the utterance's loudest window a window counts as silence.
+
+Measured on the human speech set (``facetalk eval fetch-speech``), whose words
+peak at an RMS of about 5000: webrtcvad (aggressiveness 2) still calls windows
+of RMS 20-150 speech after the last word. 30 dB below the peak is an RMS of
+about 160: under every syllable's nucleus, over those tails."""
+
+QUIET_TAIL_FADE_DB = 1.5
+"""dB per second by which the remembered loudness fades, so that a quieter
+speaker after a loud one is heard, while a hiss that outlasts the words stays
+silence for seconds rather than starting a new utterance."""
+_FADE_PER_WINDOW = 10 ** (-QUIET_TAIL_FADE_DB * WINDOW_DURATION / 20)
+
 
 @dataclass
 class _VADOptions:
@@ -50,6 +70,7 @@ class _VADOptions:
     min_silence_duration: float
     prefix_padding_duration: float
     max_buffered_speech: float
+    quiet_tail_db: float | None
 
 
 def _check(opts: _VADOptions) -> _VADOptions:
@@ -58,6 +79,8 @@ def _check(opts: _VADOptions) -> _VADOptions:
     for name in ("min_speech_duration", "min_silence_duration", "max_buffered_speech"):
         if getattr(opts, name) <= 0:
             raise ValueError(f"{name} must be > 0 seconds, got {getattr(opts, name)}")
+    if opts.quiet_tail_db is not None and opts.quiet_tail_db <= 0:
+        raise ValueError(f"quiet_tail_db must be > 0 dB or None, got {opts.quiet_tail_db}")
     if opts.prefix_padding_duration < 0:
         raise ValueError(
             f"prefix_padding_duration must be >= 0 seconds, got {opts.prefix_padding_duration}"
@@ -76,6 +99,7 @@ class WebRTCVAD(vad.VAD):
         min_silence_duration: float = 0.25,
         prefix_padding_duration: float = 0.15,
         max_buffered_speech: float = 60.0,
+        quiet_tail_db: float | None = None,
     ) -> None:
         """
         Args:
@@ -91,6 +115,13 @@ class WebRTCVAD(vad.VAD):
                 onset, so the first phoneme reaches the recogniser.
             max_buffered_speech: cap, in seconds, on the speech buffered for one
                 utterance; later audio is still detected but not kept.
+            quiet_tail_db: a window this many dB quieter than the loudest
+                recent window is silence; None (the default) leaves webrtcvad
+                alone. :data:`QUIET_TAIL_DB` is the measured choice. Off by
+                default because it also ends speech at pauses of
+                ``min_silence_duration`` that webrtcvad bridged (piper's commas),
+                which ``turn.end_of_turn: transcript`` tolerates and ``silence``
+                does not.
         """
         super().__init__(capabilities=vad.VADCapabilities(update_interval=WINDOW_DURATION))
         self._opts = _check(
@@ -100,6 +131,7 @@ class WebRTCVAD(vad.VAD):
                 min_silence_duration=min_silence_duration,
                 prefix_padding_duration=prefix_padding_duration,
                 max_buffered_speech=max_buffered_speech,
+                quiet_tail_db=quiet_tail_db,
             )
         )
 
@@ -124,6 +156,7 @@ class WebRTCVAD(vad.VAD):
         min_silence_duration: NotGivenOr[float] = NOT_GIVEN,
         prefix_padding_duration: NotGivenOr[float] = NOT_GIVEN,
         max_buffered_speech: NotGivenOr[float] = NOT_GIVEN,
+        quiet_tail_db: NotGivenOr[float | None] = NOT_GIVEN,
     ) -> None:
         """Change the options of streams created from now on; running ones keep theirs."""
         changes = {
@@ -134,6 +167,7 @@ class WebRTCVAD(vad.VAD):
                 ("min_silence_duration", min_silence_duration),
                 ("prefix_padding_duration", prefix_padding_duration),
                 ("max_buffered_speech", max_buffered_speech),
+                ("quiet_tail_db", quiet_tail_db),
             )
             if is_given(value)
         }
@@ -196,6 +230,10 @@ class _Segmenter:
         self._detector = webrtcvad.Vad(opts.aggressiveness)
         self._resampler = MonoResampler(SPEECH_RATE, quality="quick")
         self._smoothed = utils.ExpFilter(alpha=0.35)
+        self._quiet_ratio = (
+            None if opts.quiet_tail_db is None else 10 ** (-opts.quiet_tail_db / 20)
+        )
+        self._loudness = 0.0  # RMS of recent speech: the loudest window, fading by QUIET_TAIL_FADE_DB
 
         # input-rate samples not yet assigned to a window, and 16 kHz samples not yet judged
         self._pending_input = np.zeros(0, dtype=np.int16)
@@ -242,7 +280,7 @@ class _Segmenter:
 
     def _judge(self, window: np.ndarray) -> list[vad.VADEvent]:
         started = time.perf_counter()
-        is_speech = self._detector.is_speech(window.tobytes(), SPEECH_RATE)
+        is_speech = self._is_speech(window)
         inference_duration = time.perf_counter() - started
         probability = self._smoothed.apply(exp=1.0, sample=1.0 if is_speech else 0.0)
 
@@ -290,6 +328,16 @@ class _Segmenter:
                 self._pub_speech = 0.0
                 self._keep_only_padding()
         return events
+
+    def _is_speech(self, window: np.ndarray) -> bool:
+        """webrtcvad's verdict, overruled to silence on a quiet tail."""
+        if not self._detector.is_speech(window.tobytes(), SPEECH_RATE):
+            return False
+        if self._quiet_ratio is None:
+            return True
+        rms = float(np.sqrt(np.mean(window.astype(np.float32) ** 2)))
+        self._loudness = max(self._loudness * _FADE_PER_WINDOW, rms)
+        return rms >= self._loudness * self._quiet_ratio
 
     def _event(self, kind: vad.VADEventType, **fields: object) -> vad.VADEvent:
         return vad.VADEvent(
