@@ -1,16 +1,19 @@
 """Publishes the avatar's audio and video to the room, tuned for a talking face.
 
-Built on livekit's public pieces (``rtc.AudioSource``, ``rtc.VideoSource``,
-``rtc.AVSynchronizer`` and the ``AudioReceiver`` interface of livekit-agents)
+Built on livekit's public pieces (``rtc.AudioSource``, ``rtc.VideoSource`` and
+the ``AudioReceiver`` interface of livekit-agents)
 rather than on livekit-agents' ``AvatarRunner``: that class fixes its publish
 options and has no public hook for the queue handling below, so using it meant
-overriding its private methods. Three things differ from ``AvatarRunner``:
+overriding its private methods. Four things differ from ``AvatarRunner``:
 
 - Video is one layer that keeps its frame rate. ``AvatarRunner`` publishes with
   WebRTC's defaults, simulcast (several encodes of every frame) and *balanced*
   degradation, which on a busy small machine dropped a fifth of the avatar's
   frames; ``MAINTAIN_FRAMERATE`` keeps 25 fps.
-- An interruption also empties the A/V synchroniser's queues, so the ~100 ms
+- Each video frame goes to the room when its audio starts to play
+  (:class:`~.audio_paced_video.AudioPacedVideo`), not on a clock of its own as
+  with ``rtc.AVSynchronizer``, whose lip-sync lag drifted over a long room.
+- An interruption also empties the queues to the room, so the ~100 ms
   of audio already handed to the room is not played after the user has
   started talking; the interrupted playback is reported finished after that.
 - When an answer's first audio arrives while nothing is playing, the listening
@@ -38,6 +41,7 @@ from livekit.agents.utils import aio, log_exceptions
 from livekit.agents.voice.avatar import AudioReceiver, AudioSegmentEnd
 
 from ..avatar.runtime import AvatarVideoGenerator
+from .audio_paced_video import AudioPacedVideo
 
 __all__ = ["VIDEO_BITRATE", "AvatarPublisher"]
 
@@ -53,9 +57,9 @@ class AvatarPublisher:
     Args:
         room: a connected room; the tracks are published as its local participant.
         audio_recv: where the agent's speech comes from, and where playback is reported.
-        video_gen: renders the frames; it paces itself, the synchroniser only buffers.
+        video_gen: renders the frames; it paces frames without audio itself, the audio queue paces the rest.
         video_bitrate: the video layer's maximum bitrate, bits/s.
-        queue_ms: audio and video the synchroniser buffers ahead of the room.
+        queue_ms: audio buffered ahead of the room; video waits for its audio.
     """
 
     def __init__(self, room: rtc.Room, *, audio_recv: AudioReceiver, video_gen: AvatarVideoGenerator,
@@ -68,8 +72,7 @@ class AvatarPublisher:
         self._audio_source = rtc.AudioSource(options.audio_sample_rate, options.audio_channels,
                                              queue_size_ms=queue_ms)
         self._video_source = rtc.VideoSource(options.video_width, options.video_height)
-        self._av_sync = rtc.AVSynchronizer(audio_source=self._audio_source, video_source=self._video_source,
-                                           video_fps=options.video_fps, video_queue_size_ms=queue_ms)
+        self._av = AudioPacedVideo(self._audio_source, self._video_source)
         self._playing = False  # a segment's audio has come in and is not finished
         self._position = 0.0  # seconds of the segment's audio handed to the room
         self._clears = 0  # interruptions so far: a frame handed over across one belongs to no segment
@@ -97,7 +100,7 @@ class AvatarPublisher:
         self._audio_recv.off("clear_buffer", self._on_clear_buffer)
         await self._audio_recv.aclose()
         await aio.cancel_and_wait(*self._loops, *self._tasks)
-        await self._av_sync.aclose()
+        await self._av.aclose()
         await self._audio_source.aclose()
         await self._video_source.aclose()
 
@@ -107,7 +110,7 @@ class AvatarPublisher:
             if isinstance(frame, rtc.AudioFrame) and not self._playing:
                 self._playing = True
                 if self._audio_source.queued_duration == 0:  # no answer still playing out
-                    await self._av_sync.clear_queue()  # the queued listening frames
+                    self._av.clear()  # the queued listening frames
             await self._video_gen.push_audio(frame)
 
     @log_exceptions(logger=logger)
@@ -121,7 +124,7 @@ class AvatarPublisher:
             if not self._published:
                 await self._publish()
             clears = self._clears
-            await self._av_sync.push(frame)  # waits while the room's queue is full
+            await self._av.push(frame)  # waits while the room's queue is full
             if isinstance(frame, rtc.AudioFrame) and clears == self._clears:
                 if self._position == 0.0 and frame.duration > 0.0:
                     self._soon(self._audio_recv.notify_playback_started())
@@ -163,7 +166,7 @@ class AvatarPublisher:
         self._clears += 1
         was_playing, self._playing = self._playing, False
         position, self._position = self._position, 0.0
-        await self._av_sync.clear_queue()
+        self._av.clear()
         if was_playing:
             if (notified := self._audio_recv.notify_playback_finished(position, interrupted=True)) is not None:
                 await notified
