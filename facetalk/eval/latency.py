@@ -75,13 +75,14 @@ async def _converse(
     finally:
         await user.leave()
     mouth = mouth_for(user)
+    received = user.recording()
     results = []
     for i, (turn, voiced) in enumerate(spoken):
         until = spoken[i + 1][1][0] if i + 1 < len(spoken) else float("inf")
         text = turn.text or str(turn.wav)
         results.append(
             measure_turn(
-                user, mouth, index=i, text=text, interrupt=turn.interrupt, voiced=voiced, until=until,
+                received, mouth, index=i, text=text, interrupt=turn.interrupt, voiced=voiced, until=until,
                 speech=turn.speech,
             )  # fmt: skip
         )

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..avatar.measures import pearson
-from ..testing.simulated_user import SPEECH_RMS, SimulatedUser, Utterance
+from ..testing.simulated_user import SPEECH_RMS, Recording, SimulatedUser, Utterance
 from .mouth import MouthRegion
 
 __all__ = ["STAGES", "JoinResult", "TurnResult", "measure_join", "measure_turn", "voiced_bounds"]
@@ -95,12 +95,12 @@ def _mouth_threshold(openness: np.ndarray, times: np.ndarray, start: float, end:
     return base + 0.02
 
 
-def _lipsync_lag_ms(user: SimulatedUser, mouth: MouthRegion, start: float, end: float) -> float | None:
-    frame_times, openness = mouth.openness(user.video)
+def _lipsync_lag_ms(received: Recording, mouth: MouthRegion, start: float, end: float) -> float | None:
+    frame_times, openness = mouth.openness(received.video)
     pick = (frame_times >= start) & (frame_times <= end)
     if pick.sum() < 20:
         return None
-    audio_times, levels = user.audio.rms()
+    audio_times, levels = received.audio.rms()
     smoothed = np.convolve(levels, np.ones(4) / 4, mode="same")  # 40 ms, about one frame
     lags = np.arange(-_MAX_LAG_S, _MAX_LAG_S + 1e-9, 0.01)
     corrs = np.array([pearson(openness[pick], np.interp(frame_times[pick] - lag, audio_times, smoothed))
@@ -124,7 +124,7 @@ def _best_peak(corrs: np.ndarray) -> int:
 
 
 def measure_turn(
-    user: SimulatedUser,
+    received: Recording,
     mouth: MouthRegion,
     *,
     index: int,
@@ -136,24 +136,24 @@ def measure_turn(
 ) -> TurnResult:
     """Figures for the turn whose speech spans ``voiced``, looking at what arrived before ``until``."""
     start, end = voiced
-    result = TurnResult(index, text, interrupt, user.room_name, start, end, speech)
+    result = TurnResult(index, text, interrupt, received.room_name, start, end, speech)
     if not interrupt:  # an interruption starts over the agent's audio by design
-        reply_start = user.audio.first_loud(after=start)
+        reply_start = received.audio.first_loud(after=start)
         result.cut_in = bool(reply_start is not None and reply_start < end)
-    frame_times, openness = mouth.openness(user.video)
+    frame_times, openness = mouth.openness(received.video)
     threshold = _mouth_threshold(openness, frame_times, start + 0.2, end)
 
-    first_audio = user.audio.first_loud(after=end)
+    first_audio = received.audio.first_loud(after=end)
     if first_audio is not None and first_audio < until:
         result.response_ms = (first_audio - end) * 1000
-        answer_end = user.audio.loud_span(after=end)[1]
-        result.lipsync_lag_ms = _lipsync_lag_ms(user, mouth, first_audio, min(answer_end, until))
+        answer_end = received.audio.loud_span(after=end)[1]
+        result.lipsync_lag_ms = _lipsync_lag_ms(received, mouth, first_audio, min(answer_end, until))
     opened = np.flatnonzero((frame_times > end) & (frame_times < until) & (openness > threshold))
     if len(opened):
         result.avatar_ms = (frame_times[opened[0]] - end) * 1000
 
     if interrupt:
-        result.barge_in_audio_stop_ms = (user.audio.first_silence(after=start) - start) * 1000
+        result.barge_in_audio_stop_ms = (received.audio.first_silence(after=start) - start) * 1000
         after = np.flatnonzero(frame_times > start)
         closed = openness[after] <= threshold
         for i in range(len(after) - _CLOSED_FRAMES):
@@ -165,8 +165,8 @@ def measure_turn(
     # They are matched by the agent's own stamps (wall clock, shared with ours):
     # an interrupted reply's metrics only arrive after the next turn has begun.
     to_monotonic = time.monotonic() - time.time()
-    heard_end = _turn_metrics(user, "user", "stopped_speaking_at", start, until, to_monotonic)
-    reply = _turn_metrics(user, "assistant", "started_speaking_at", end, until, to_monotonic)
+    heard_end = _turn_metrics(received, "user", "stopped_speaking_at", start, until, to_monotonic)
+    reply = _turn_metrics(received, "assistant", "started_speaking_at", end, until, to_monotonic)
     for metrics in (heard_end, reply):
         result.stages_ms |= {k: metrics[k] * 1000 for k in AGENT_STAGES if k in metrics}
     if heard_end:
@@ -177,10 +177,10 @@ def measure_turn(
 
 
 def _turn_metrics(
-    user: SimulatedUser, role: str, stamp: str, after: float, before: float, to_monotonic: float
+    received: Recording, role: str, stamp: str, after: float, before: float, to_monotonic: float
 ) -> dict:
     """The metrics of the first ``role`` message whose ``stamp`` (wall clock) falls in (after, before)."""
-    for _, report in user.turn_metrics:
+    for _, report in received.turn_metrics:
         metrics = report.get("metrics", {})
         if report.get("role") == role and stamp in metrics and after < metrics[stamp] + to_monotonic < before:
             return metrics

@@ -233,18 +233,18 @@ async def _soak(
                 over = await _talk_over(user, follow, audio[follow], run, started)
                 for done in (pending, (turn, voiced)):
                     if done is not None:
-                        _record_turn(run, recorder, *done, until=(voiced if done is pending else over)[0],
+                        await _record_turn(run, recorder, *done, until=(voiced if done is pending else over)[0],
                                      started=started)  # fmt: skip
                 pending, index = (follow, over), index + 1
             else:
                 voiced = await _say_and_wait(user, turn, audio[turn], run, started)
                 if pending is not None:
-                    _record_turn(run, recorder, *pending, until=voiced[0], started=started)
+                    await _record_turn(run, recorder, *pending, until=voiced[0], started=started)
                 pending = (turn, voiced)
             next_at = time.monotonic() + rng.uniform(*gap_s)
         if pending is not None:
             await asyncio.sleep(1.0)
-            _record_turn(run, recorder, *pending, until=time.monotonic(), started=started)
+            await _record_turn(run, recorder, *pending, until=time.monotonic(), started=started)
     finally:
         sampler.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -280,7 +280,7 @@ async def _talk_over(
     return voiced
 
 
-def _record_turn(
+async def _record_turn(
     run: SoakRun,
     recorder: _Recorder,
     turn: ScriptTurn,
@@ -289,11 +289,12 @@ def _record_turn(
     until: float,
     started: float,
 ) -> None:
+    """Measure a turn on a thread, from a copy of what arrived: the user's loop goes on stamping frames."""
     assert recorder.mouth is not None
     try:
-        measured = measure_turn(
-            recorder.user, recorder.mouth, index=len(run.turns), text=turn.text or str(turn.wav),
-            interrupt=turn.interrupt, voiced=voiced, until=until,
+        measured = await asyncio.to_thread(
+            measure_turn, recorder.user.recording(), recorder.mouth, index=len(run.turns),
+            text=turn.text or str(turn.wav), interrupt=turn.interrupt, voiced=voiced, until=until,
         )  # fmt: skip
     except ValueError as e:  # e.g. the answer's audio never went quiet
         run.errors.append(f"turn at {voiced[0] - started:.0f} s could not be measured: {e}")

@@ -29,7 +29,7 @@ from livekit import rtc
 
 from ..dialogue.protocol import AVATAR_STATE_ATTRIBUTE, METRICS_TOPIC
 
-__all__ = ["ReceivedAudio", "ReceivedVideo", "SimulatedUser", "Utterance"]
+__all__ = ["ReceivedAudio", "ReceivedVideo", "Recording", "SimulatedUser", "Utterance"]
 
 MIC_RATE = 48_000
 _CHUNK = MIC_RATE // 100  # 10 ms
@@ -116,6 +116,18 @@ class ReceivedVideo:
     size: tuple[int, int] = (0, 0)  # the stream's (width, height)
 
 
+@dataclass(frozen=True)
+class Recording:
+    """What a :class:`SimulatedUser` received up to a moment, copied: safe to measure on a thread
+    while the user goes on receiving (measured on its loop, a long turn stalled the loop for
+    ~0.25 s, and the frames that arrived meanwhile were stamped late, as a gap then a burst)."""
+
+    room_name: str
+    audio: ReceivedAudio
+    video: ReceivedVideo
+    turn_metrics: list[tuple[float, dict]]
+
+
 class SimulatedUser:
     """Joins a room, publishes a microphone, records the agent's audio and video."""
 
@@ -184,6 +196,12 @@ class SimulatedUser:
         """Wait until the avatar's video arrives and its greeting has been spoken."""
         await self.wait_until(lambda: len(self.video.frames) > 0, timeout=timeout)
         await self.wait_for_answer(timeout=30)
+
+    def recording(self) -> Recording:
+        """A copy of what was received so far (the lists are copied, their items shared and never changed)."""
+        audio = ReceivedAudio(times=list(self.audio.times), chunks=list(self.audio.chunks))
+        video = ReceivedVideo(times=list(self.video.times), frames=list(self.video.frames), size=self.video.size)
+        return Recording(self.room_name, audio, video, list(self.turn_metrics))
 
     async def wait_for_answer(self, timeout: float = 30) -> None:
         """Wait until the agent starts speaking, then until it stops."""
