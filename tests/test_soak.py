@@ -38,6 +38,8 @@ def test_a_short_soak_records_every_figure_over_time(tmp_path: Path) -> None:
     summary = report["summary"]
     assert report["errors"] == [] and summary["errors"] == 0
     assert summary["turns"] >= 2 and summary["answered"] == summary["turns"], report["turns"]
+    assert all("e2e_latency" in t["stages_ms"] for t in report["turns"]), report["turns"]  # where the time went
+    assert all(p50 is not None for p50 in summary["response_ms_p50_first_last"]), summary
     windows = report["windows"]
     assert len(windows) >= 10 and windows[-1]["t_s"] >= 50
     assert all(w["fps"] > 5 and w["max_gap_ms"] < 2000 for w in windows), windows  # never frozen

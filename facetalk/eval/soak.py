@@ -52,13 +52,15 @@ _INTERRUPT_AFTER_S = 1.2
 
 @dataclass
 class SoakTurn:
-    """One user turn: when (s since the start) and what the user received."""
+    """One user turn: when (s since the start), what the user received, and where the response time went
+    (:data:`.measures.STAGES`, the stages seen), so a response that grows over an hour shows which stage grew."""
 
     t_s: float
     text: str
     interrupt: bool
     response_ms: float | None
     lipsync_lag_ms: float | None
+    stages_ms: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -306,6 +308,7 @@ async def _record_turn(
             interrupt=turn.interrupt,
             response_ms=measured.response_ms,
             lipsync_lag_ms=measured.lipsync_lag_ms,
+            stages_ms={k: round(v, 1) for k, v in measured.stages_ms.items()},
         )
     )
     recorder.forget_before(voiced[0] - 1.0)

@@ -30,6 +30,15 @@ def _span_s(run: SoakRun) -> float:
     return 300.0 if run.minutes >= 10 else run.minutes * 60 / 3
 
 
+def _first_last_p50(run: SoakRun, span: float, length: float) -> list[float | None]:
+    """The median response in the first and in the last span: a reply that slows over the run shows here."""
+    def p50(picked: list[float]) -> float | None:
+        return round(float(np.median(picked)), 1) if picked else None
+
+    answered = [(t.t_s, t.response_ms) for t in run.turns if t.response_ms is not None]
+    return [p50([r for t, r in answered if t < span]), p50([r for t, r in answered if t >= length - span])]
+
+
 def soak_summary(run: SoakRun) -> dict:
     """Figures over the whole run, and whether each target was met."""
     span, length = _span_s(run), run.minutes * 60
@@ -56,6 +65,7 @@ def soak_summary(run: SoakRun) -> dict:
         "max_frame_gap_ms": max(w.max_gap_ms for w in run.windows) if run.windows else None,
         "response_ms_p50": round(float(np.percentile(responses, 50)), 1) if responses else None,
         "response_ms_max": round(max(responses), 1) if responses else None,
+        "response_ms_p50_first_last": _first_last_p50(run, span, length),
         "worker_rss_mb_first": run.windows[0].worker_rss_mb if run.windows else None,
         "worker_rss_mb_last": run.windows[-1].worker_rss_mb if run.windows else None,
         "rss_growth_mb": None if growth is None else round(growth, 1),
