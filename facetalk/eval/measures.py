@@ -23,7 +23,7 @@ sound because the evaluator and the worker it starts share one machine's
 clock: ``to_agent`` (end of user speech → the agent's VAD places the end of
 speech: the network, the receiver's jitter buffer and the quiet tail of the
 last word the VAD still hears) and ``to_user`` (the agent starts playing → the
-user hears it: the A/V synchroniser, the network and the jitter buffer). With
+user hears it: the audio queue to the room, the network and the jitter buffer). With
 ``e2e_latency`` between them they add up to ``response_ms``.
 """
 

@@ -6,8 +6,9 @@ above 24.5, the worker's RSS grows at most 50 MB after the first 5 minutes,
 and nothing fails. RSS growth is the trend: the median of the last span
 against the median of the span right after the first 5 minutes, since one
 long answer lifts RSS for a window or two and then it falls back; the peak
-above that span's start is reported beside it. Runs shorter than 10 minutes compare their first and last
-thirds instead of 5-minute spans, so a short run reads the same way.
+above that span's start is reported beside it. Runs shorter than 10 minutes
+compare their first and last thirds instead of 5-minute spans, so a short run
+reads the same way.
 """
 
 from __future__ import annotations
