@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,7 @@ from ..audio import SPEECH_RATE
 from ..avatar_session import AvatarSession
 from .capacity import admit_room, capacity_server
 from .providers import build_llm, build_session_stt, build_stt, build_tts, build_vad, describe
+from .room_claim import RoomClaim
 from .turn_metrics import publish_turn_metrics
 
 __all__ = [
@@ -163,12 +165,17 @@ async def entrypoint(ctx: JobContext) -> None:
     """Run one conversation in ``ctx.room`` until the user leaves."""
     resources: WorkerResources = ctx.proc.userdata.get("facetalk") or WorkerResources.from_env()
     pipeline, models = resources.pipeline, resources.models
+    since = time.time()
     await ctx.connect()
+    claim = RoomClaim(ctx.room, since, on_older_agent=lambda _: ctx.shutdown("an older FaceTalk agent holds the room"))
+    await claim.start()
     try:
         user = await asyncio.wait_for(ctx.wait_for_participant(), timeout=_USER_WAIT_S)
     except TimeoutError:
         logger.info("no user joined %s within %.0f s; leaving it", ctx.room.name, _USER_WAIT_S)
         ctx.shutdown("no user joined")
+        return
+    if claim.yielded:
         return
     persona = resources.personas.persona_for(user.attributes)
     logger.info("talking in %s as %s (%s)", ctx.room.name, persona.name, describe(pipeline))
@@ -189,7 +196,9 @@ async def entrypoint(ctx: JobContext) -> None:
     publish_turn_metrics(ctx, session)
     # One conversation per room: when the user leaves, the room is deleted, the
     # job ends and its memory is freed; a user who comes back gets a new room,
-    # hence a fresh job and session.
+    # hence a fresh job and session. An agent that yields the room to an older
+    # one leaves the room as it is (RoomOptions.delete_room_on_close can't tell).
+    session.on("close", lambda _: None if claim.yielded else ctx.delete_room())
     await session.start(
         PersonaAgent(persona, filler_after_s=pipeline.turn.filler_after_s),
         room=ctx.room,
@@ -197,7 +206,6 @@ async def entrypoint(ctx: JobContext) -> None:
             participant_identity=user.identity,
             audio_input=AudioInputOptions(sample_rate=SPEECH_RATE, frame_size_ms=MIC_FRAME_MS),
             close_on_disconnect=True,
-            delete_room_on_close=True,
         ),
     )
 

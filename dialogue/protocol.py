@@ -13,7 +13,13 @@ import json
 from importlib import resources
 from typing import Final
 
-__all__ = ["AVATAR_STATE_ATTRIBUTE", "METRICS_TOPIC", "PERSONA_ATTRIBUTE", "PHONEME_TIMING_RPC"]
+__all__ = [
+    "AGENT_SINCE_ATTRIBUTE",
+    "AVATAR_STATE_ATTRIBUTE",
+    "METRICS_TOPIC",
+    "PERSONA_ATTRIBUTE",
+    "PHONEME_TIMING_RPC",
+]
 
 _NAMES: dict[str, str] = json.loads(
     resources.files(__package__).joinpath("protocol.json").read_text(encoding="utf-8")
@@ -26,6 +32,11 @@ PERSONA_ATTRIBUTE: Final = _NAMES["persona_attribute"]
 AVATAR_STATE_ATTRIBUTE: Final = _NAMES["avatar_state_attribute"]
 """Agent participant attribute: the avatar's label (``listening``, ``thinking``,
 ``speaking``, ``idle``), for an avatar in another process and for clients."""
+
+AGENT_SINCE_ATTRIBUTE: Final = _NAMES["agent_since_attribute"]
+"""Agent participant attribute: when its conversation began (Unix seconds). After a
+LiveKit server restart a room can hold its old agent and a newly dispatched one; the
+later of the two leaves (:mod:`facetalk.agent.room_claim`)."""
 
 METRICS_TOPIC: Final = _NAMES["metrics_topic"]
 """Data topic of each turn's livekit-agents metrics, as JSON ``{"role", "metrics"}``."""
