@@ -4,7 +4,7 @@ Built on livekit's public pieces (``rtc.AudioSource``, ``rtc.VideoSource`` and
 the ``AudioReceiver`` interface of livekit-agents)
 rather than on livekit-agents' ``AvatarRunner``: that class fixes its publish
 options and has no public hook for the queue handling below, so using it meant
-overriding its private methods. Four things differ from ``AvatarRunner``:
+overriding its private methods. Three things differ from ``AvatarRunner``:
 
 - Video is one layer that keeps its frame rate. ``AvatarRunner`` publishes with
   WebRTC's defaults, simulcast (several encodes of every frame) and *balanced*
@@ -14,14 +14,12 @@ overriding its private methods. Four things differ from ``AvatarRunner``:
 - Each video frame goes to the room when its audio starts to play
   (:class:`~.audio_paced_video.AudioPacedVideo`), not on a clock of its own as
   with ``rtc.AVSynchronizer``, whose lip-sync lag drifted over a long room.
+  Listening frames still waiting when an answer starts are shown, not dropped:
+  only a stall leaves any, the answer's frames gain 20 ms a frame on them, and
+  dropping them cost every stall's frames (the soak's slow windows).
 - An interruption also empties the queues to the room, so the ~100 ms
   of audio already handed to the room is not played after the user has
   started talking; the interrupted playback is reported finished after that.
-- When an answer's first audio arrives while nothing is playing, the listening
-  frames still queued for the room are dropped. Otherwise they play first: the
-  answer's audio starts at once but its video waits behind up to ~100 ms of
-  listening frames, and stays that late for the whole answer (measured: lip-sync
-  lag 70 ms, and the first open mouth late by as much).
 
 What ``AgentSession`` relies on is kept as in ``AvatarRunner``: the receiver
 hears "playback started" when a segment's first audio goes to the room, and
@@ -111,10 +109,8 @@ class AvatarPublisher:
     @log_exceptions(logger=logger)
     async def _read_audio(self) -> None:
         async for frame in self._audio_recv:
-            if isinstance(frame, rtc.AudioFrame) and not self._playing:
+            if isinstance(frame, rtc.AudioFrame):
                 self._playing = True
-                if self._audio_source.queued_duration == 0:  # no answer still playing out
-                    self._av.clear()  # the queued listening frames
             await self._video_gen.push_audio(frame)
 
     @log_exceptions(logger=logger)
