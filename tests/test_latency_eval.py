@@ -12,12 +12,14 @@ import pytest
 
 from facetalk.avatar.models import cache_dir
 from facetalk.eval.human_speech import HUMAN_CLIPS
-from facetalk.eval.measures import TurnResult, _best_peak
+from facetalk.eval.measures import TurnResult, _best_peak, measure_turn
+from facetalk.eval.mouth import MouthRegion
 from facetalk.eval.report import MEASURES, leg_fault, used_preflight
 from facetalk.eval.script import builtin_script, load_script
 from facetalk.errors import FaceTalkError
 from facetalk.avatar.offline import read_audio
 from facetalk.avatar.audio import SAMPLE_RATE
+from facetalk.testing.simulated_user import ReceivedAudio, ReceivedVideo, Recording
 
 from .speech import transcribe, word_error_rate
 
@@ -111,6 +113,22 @@ def test_lipsync_lag_is_the_correlation_peak_not_a_rise_at_the_range_end() -> No
     rhythm += np.where(lags > 0.2, (lags - 0.2) * 5, 0)
     assert lags[_best_peak(rhythm)] == pytest.approx(0.02)
     assert lags[_best_peak(lags.copy())] == pytest.approx(0.3)
+
+
+def test_a_talked_over_answer_still_playing_is_not_the_response_to_the_barge_in() -> None:
+    """On a busy machine the interrupted answer once played on past the end of "Wait, stop,
+    please." and was taken for the reply, 6 ms after it. The response is the next answer's."""
+    loud, quiet = np.full(480, 3000, np.int16), np.zeros(480, np.int16)
+    times = [i * 0.01 for i in range(600)]  # 10 ms chunks over 6 s
+    # the old answer until 3.0 s (the user talked over it from 1.0 to 2.0 s), quiet, the new one from 3.5 s
+    chunks = [loud if t < 3.0 or t >= 3.5 else quiet for t in times]
+    frames = [np.full((8, 8), 128, np.uint8) for _ in range(150)]
+    video = ReceivedVideo(times=[i * 0.04 for i in range(150)], frames=frames, size=(8, 8))
+    received = Recording("room", ReceivedAudio(times=times, chunks=chunks), video, [])
+    turn = measure_turn(received, MouthRegion(0, 0, 4, 4), index=0, text="Wait, stop, please.",
+                        interrupt=True, voiced=(1.0, 2.0), until=6.0)
+    assert turn.barge_in_audio_stop_ms == pytest.approx(2000, abs=15)
+    assert turn.response_ms == pytest.approx(1500, abs=15)
 
 
 def test_bad_script_is_explained(tmp_path: Path) -> None:

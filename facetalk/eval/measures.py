@@ -7,7 +7,7 @@ Definitions (also in docs/latency.md):
 - *end of user speech*: the last sample above speech level in the audio the
   user sent, placed at its play-out time;
 - ``response_ms``: end of user speech → first received agent audio above
-  speech level;
+  speech level (after a barge-in: after the talked-over answer has stopped);
 - ``avatar_ms``: end of user speech → first received frame whose mouth is
   open beyond its listening range;
 - ``lipsync_lag_ms``: the lag of the highest peak of the correlation between
@@ -143,7 +143,14 @@ def measure_turn(
     frame_times, openness = mouth.openness(received.video)
     threshold = _mouth_threshold(openness, frame_times, start + 0.2, end)
 
-    first_audio = received.audio.first_loud(after=end)
+    heard_from = end
+    if interrupt:
+        stopped = received.audio.first_silence(after=start)
+        result.barge_in_audio_stop_ms = (stopped - start) * 1000
+        # The talked-over answer may still be playing when the user stops (on a busy machine it
+        # once took 1.6 s to stop): that is no response to them, the next answer is.
+        heard_from = max(end, stopped)
+    first_audio = received.audio.first_loud(after=heard_from)
     if first_audio is not None and first_audio < until:
         result.response_ms = (first_audio - end) * 1000
         answer_end = received.audio.loud_span(after=end)[1]
@@ -153,7 +160,6 @@ def measure_turn(
         result.avatar_ms = (frame_times[opened[0]] - end) * 1000
 
     if interrupt:
-        result.barge_in_audio_stop_ms = (received.audio.first_silence(after=start) - start) * 1000
         after = np.flatnonzero(frame_times > start)
         closed = openness[after] <= threshold
         for i in range(len(after) - _CLOSED_FRAMES):
