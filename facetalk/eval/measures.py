@@ -7,7 +7,7 @@ Definitions (also in docs/latency.md):
 - *end of user speech*: the last sample above speech level in the audio the
   user sent, placed at its play-out time;
 - ``response_ms``: end of user speech → first received agent audio above
-  speech level (after a barge-in: after the talked-over answer has stopped);
+  speech level (after a barge-in: after the talked-over answer has stopped; so is ``avatar_ms``);
 - ``avatar_ms``: end of user speech → first received frame whose mouth is
   open beyond its listening range;
 - ``lipsync_lag_ms``: the lag of the highest peak of the correlation between
@@ -155,7 +155,7 @@ def measure_turn(
         result.response_ms = (first_audio - end) * 1000
         answer_end = received.audio.loud_span(after=end)[1]
         result.lipsync_lag_ms = _lipsync_lag_ms(received, mouth, first_audio, min(answer_end, until))
-    opened = np.flatnonzero((frame_times > end) & (frame_times < until) & (openness > threshold))
+    opened = np.flatnonzero((frame_times > heard_from) & (frame_times < until) & (openness > threshold))
     if len(opened):
         result.avatar_ms = (frame_times[opened[0]] - end) * 1000
 
