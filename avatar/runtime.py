@@ -54,6 +54,10 @@ logger = logging.getLogger(__name__)
 
 _INLINE_FRAMES = 2  # clips this short render on the loop: a thread hop costs more than it saves
 _SLOW_CLIP_S = 0.5
+# Frames up to this late still go out after a stall: the publisher spaces them 1/(2 fps) apart, so they catch up
+# in as long again and the user loses none. Later than this they are skipped: a face that lagged the conversation
+# by more would show a listening face after the user had heard the answer begin.
+_CATCH_UP_S = 0.6
 
 
 @dataclass
@@ -269,7 +273,7 @@ class AvatarVideoGenerator(VideoGenerator):
                     self._engine_stale = False
                     self._engine.reset()
                 now = loop.time()
-                if self._resync or now > t0 + index / fps + 0.25:  # fell behind: never burst
+                if self._resync or now > t0 + index / fps + _CATCH_UP_S:  # fell too far behind: skip ahead
                     t0, self._resync = now - index / fps, False
                 due = t0 + index / fps  # when the next frame plays out
                 segment = self._segments[0] if self._segments else None
